@@ -1,0 +1,23 @@
+//! IO-free decoders for the protocols kairosd speaks.
+//!
+//! # Layout
+//!
+//! - [`datapoint`]: the common [`DataPoint`], its [`Value`], and [`PointBatch`], the
+//!   allocation-lean form in which decoded points travel to the writer.
+//! - [`series_key`]: the canonical, prefix-free byte form of a series identity.
+//! - [`timestamp`]: the seconds/milliseconds rule, in exactly one place.
+//! - [`number`]: KairosDB's strict long parser and Java's double grammar.
+//! - [`telnet`]: `put` / `putm` / `version` lines.
+//! - [`rest`]: `POST /api/v1/datapoints` JSON bodies, with per-metric partial success.
+//!
+//! Nothing here opens a socket, spawns a task or touches storage; every parser works
+//! on bytes already framed by its caller and reports errors a user can act on.
+
+pub mod datapoint;
+pub mod number;
+pub mod rest;
+pub mod series_key;
+pub mod telnet;
+pub mod timestamp;
+
+pub use datapoint::{DataPoint, PointBatch, PointRecord, Value};

@@ -1,0 +1,267 @@
+//! The OpenTSDB/KairosDB telnet line protocol: `put`, `putm` and `version`.
+//!
+//! The caller frames lines (delimiter stripped) and calls [`parse_line`] once per line;
+//! a bad line is one error and never affects its neighbours. Everything follows
+//! KairosDB 1.3 (`WordSplitter`, `PutMillisecondCommand`) except where DESIGN.md says
+//! kairosd differs: lines must be UTF-8, NaN and Infinity are refused, and `puts`
+//! (string data points) is not supported.
+//!
+//! This is the hottest parser in the daemon, so it works on byte offsets into the line
+//! and keeps its only growable buffer in a per-connection [`Scratch`].
+
+use std::ops::Range;
+
+use crate::datapoint::{PointBatch, Value};
+use crate::number::{self, quote, NumberError};
+use crate::timestamp::{self, TimeUnit};
+
+/// What a successfully parsed line was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line {
+    /// A `put`/`putm`; exactly one point was appended to the batch.
+    Point,
+    /// `version`: the caller writes its version string back.
+    Version,
+    /// Nothing but whitespace; KairosDB ignores such lines silently.
+    Blank,
+}
+
+/// Why a line was refused. Messages follow KairosDB's where it has one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TelnetError {
+    #[error("line is not valid UTF-8 (first bad byte at offset {offset}); kairosd reads telnet lines as UTF-8")]
+    NotUtf8 { offset: usize },
+    #[error("Unknown command: '{0}' (kairosd understands put, putm and version)")]
+    UnknownCommand(String),
+    #[error("Unsupported command: 'puts'; kairosd does not store string data points (send a number with put or putm)")]
+    StringPut,
+    #[error("{command} needs a metric name, a timestamp and a value: '{command} <metric> <timestamp> <value> [<tag>=<value> ...]' (got {fields} of the 3)")]
+    MissingFields { command: &'static str, fields: usize },
+    #[error("metricName may not be empty.")]
+    EmptyMetric,
+    #[error("timestamp: {0}")]
+    Timestamp(NumberError),
+    #[error("timestamp {0} in seconds is out of range once converted to milliseconds")]
+    TimestampOverflow(i64),
+    #[error("value: {0}")]
+    Value(NumberError),
+    #[error("value '{0}' is not a finite number; kairosd refuses NaN and Infinity")]
+    NotFinite(String),
+    #[error("tag[{0}] must be in the format 'name=value'.")]
+    TagFormat(usize),
+    #[error("tag[{0}].name may not be empty.")]
+    TagNameEmpty(usize),
+    #[error("tag[{0}].value may not be empty.")]
+    TagValueEmpty(usize),
+    #[error("tag[kairos_opt.ttl] must be a number")]
+    TtlNotNumber,
+    #[error("tag[kairos_opt.ttl] may not be negative.")]
+    TtlNegative,
+    #[error("tag '{0}' appears more than once; a tag name may be given once per line")]
+    DuplicateTag(String),
+}
+
+/// Buffers reused from line to line so that parsing allocates nothing once warm.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    tags: Vec<TagSpan>,
+}
+
+/// Where one tag's name and value sit in the line.
+#[derive(Debug, Clone)]
+struct TagSpan {
+    name: Range<usize>,
+    value: Range<usize>,
+}
+
+/// The tag KairosDB uses to set a point's time to live instead of naming a tag.
+const TTL_TAG: &[u8] = b"kairos_opt.ttl";
+
+/// Parses one line; see the module documentation.
+pub fn parse_line(line: &[u8], batch: &mut PointBatch, scratch: &mut Scratch) -> Result<Line, TelnetError> {
+    let text = std::str::from_utf8(line).map_err(|e| TelnetError::NotUtf8 { offset: e.valid_up_to() })?;
+    let mut tokens = Tokens::new(line);
+    let Some(command) = tokens.next() else {
+        return Ok(Line::Blank);
+    };
+    let (command, unit) = match &line[command.clone()] {
+        b"put" => ("put", TimeUnit::SecondsOrMillis),
+        b"putm" => ("putm", TimeUnit::Millis),
+        b"version" => return Ok(Line::Version),
+        b"puts" => return Err(TelnetError::StringPut),
+        other => return Err(TelnetError::UnknownCommand(quote(other))),
+    };
+    let (metric, ts, value) = match (tokens.next(), tokens.next(), tokens.next()) {
+        (Some(m), Some(t), Some(v)) => (m, t, v),
+        (m, t, _) => {
+            let fields = usize::from(m.is_some()) + usize::from(t.is_some());
+            return Err(TelnetError::MissingFields { command, fields });
+        }
+    };
+
+    // KairosDB's order of checks: timestamp, metric name, value, tags.
+    let ts_raw = number::parse_long(&line[ts]).map_err(TelnetError::Timestamp)?;
+    let timestamp = timestamp::to_millis(ts_raw, unit).ok_or(TelnetError::TimestampOverflow(ts_raw))?;
+    if metric.is_empty() {
+        return Err(TelnetError::EmptyMetric);
+    }
+    let value = parse_value(&line[value])?;
+
+    let tags = &mut scratch.tags;
+    tags.clear();
+    let mut ttl = 0;
+    for token in tokens {
+        let index = tags.len();
+        let span = split_tag(line, token, index)?;
+        if &line[span.name.clone()] == TTL_TAG {
+            ttl = parse_ttl(&line[span.value])?;
+        } else {
+            tags.push(span);
+        }
+    }
+    tags.sort_unstable_by(|a, b| line[a.name.clone()].cmp(&line[b.name.clone()]));
+    if let Some(w) = tags.windows(2).find(|w| line[w[0].name.clone()] == line[w[1].name.clone()]) {
+        return Err(TelnetError::DuplicateTag(quote(&line[w[0].name.clone()])));
+    }
+
+    let metric = &text[metric];
+    if tags.is_empty() {
+        // KairosDB stores tag-less telnet points under `add=tag` (since 0.9).
+        batch.push_parts(metric, [("add", "tag")], timestamp, value, ttl);
+    } else {
+        let pairs = tags.iter().map(|t| (&text[t.name.clone()], &text[t.value.clone()]));
+        batch.push_parts(metric, pairs, timestamp, value, ttl);
+    }
+    Ok(Line::Point)
+}
+
+/// A token with a `.` is a double in Java's grammar; anything else must be a strict long.
+fn parse_value(token: &[u8]) -> Result<Value, TelnetError> {
+    if memchr::memchr(b'.', token).is_some() {
+        let v = number::parse_java_double(token).map_err(TelnetError::Value)?;
+        if !v.is_finite() {
+            return Err(TelnetError::NotFinite(quote(token)));
+        }
+        Ok(Value::Double(v))
+    } else {
+        number::parse_long(token).map(Value::Long).map_err(TelnetError::Value)
+    }
+}
+
+/// Java's `Integer.parseInt`: optional sign, digits, 32-bit range; kairosd also refuses
+/// a negative ttl, which KairosDB passes on to Cassandra.
+fn parse_ttl(value: &[u8]) -> Result<u32, TelnetError> {
+    let (negative, digits) = match value.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, value),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(TelnetError::TtlNotNumber);
+    }
+    let n = digits
+        .iter()
+        .try_fold(0u64, |acc, &b| {
+            let next = acc * 10 + u64::from(b - b'0');
+            (next <= 1 << 31).then_some(next)
+        })
+        .ok_or(TelnetError::TtlNotNumber)?;
+    match (negative, n) {
+        (_, 0) => Ok(0),
+        (true, _) => Err(TelnetError::TtlNegative),
+        (false, n) if n <= i32::MAX as u64 => Ok(n as u32),
+        _ => Err(TelnetError::TtlNotNumber),
+    }
+}
+
+/// Splits a tag token the way Java's `token.split("=")` does, which drops trailing
+/// empty parts: `a=b=c` is `a`=`b`, `a==b` has an empty value, `a=` and `=` have too
+/// few parts. `index` counts real tags for the messages.
+fn split_tag(line: &[u8], token: Range<usize>, index: usize) -> Result<TagSpan, TelnetError> {
+    let bytes = &line[token.clone()];
+    let Some(eq) = memchr::memchr(b'=', bytes) else {
+        return Err(TelnetError::TagFormat(index));
+    };
+    let after = &bytes[eq + 1..];
+    // With nothing but `=` after the name, Java's trailing-empty removal leaves < 2 parts.
+    if after.iter().all(|&b| b == b'=') {
+        return Err(TelnetError::TagFormat(index));
+    }
+    if eq == 0 {
+        return Err(TelnetError::TagNameEmpty(index));
+    }
+    let value_len = memchr::memchr(b'=', after).unwrap_or(after.len());
+    if value_len == 0 {
+        return Err(TelnetError::TagValueEmpty(index));
+    }
+    let value_start = token.start + eq + 1;
+    Ok(TagSpan {
+        name: token.start..token.start + eq,
+        value: value_start..value_start + value_len,
+    })
+}
+
+/// KairosDB 1.3's `WordSplitter`: tokens are separated by runs of bytes <= 0x20; a
+/// token that starts with `"` runs until a `"` followed by whitespace or the end of the
+/// line, without its quotes. Yields byte ranges into the line.
+struct Tokens<'a> {
+    line: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(line: &'a [u8]) -> Tokens<'a> {
+        Tokens { line, pos: 0 }
+    }
+}
+
+impl Iterator for Tokens<'_> {
+    type Item = Range<usize>;
+
+    fn next(&mut self) -> Option<Range<usize>> {
+        let line = self.line;
+        loop {
+            while self.pos < line.len() && line[self.pos] <= b' ' {
+                self.pos += 1;
+            }
+            if self.pos == line.len() {
+                return None;
+            }
+            if line[self.pos] != b'"' {
+                let start = self.pos;
+                while self.pos < line.len() && line[self.pos] > b' ' {
+                    self.pos += 1;
+                }
+                return Some(start..self.pos);
+            }
+            // Quoted: ends at whitespace right after a `"` (the opening one included,
+            // so `" x` is an empty quote that yields nothing, as in Java).
+            let start = self.pos + 1;
+            let mut prev = b'"';
+            let mut i = start;
+            while i < line.len() {
+                let c = line[i];
+                if c <= b' ' && prev == b'"' {
+                    self.pos = i + 1;
+                    if i > start {
+                        return Some(start..i - 1);
+                    }
+                    break;
+                }
+                prev = c;
+                i += 1;
+            }
+            if i == line.len() {
+                self.pos = line.len();
+                if start >= line.len() {
+                    return None;
+                }
+                let end = if line[line.len() - 1] == b'"' { line.len() - 1 } else { line.len() };
+                return Some(start..end);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,292 @@
+//! Daemon configuration: KairosDB's key names where the meaning matches, `kairosd.*` for ours.
+//!
+//! Every key lives in [`KEYS`] with its default and a one-line description; that table
+//! is the single source for parsing, for the "unknown key" warning and for
+//! `kairos.properties.example` (a test checks the file against it).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::properties;
+
+/// How hard the writer pushes each group commit to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalSync {
+    /// fsync every group commit before acknowledging it (about 1 ms each here).
+    Always,
+    /// Write to the OS page cache; survives a process kill, and a background flush
+    /// every `kairosd.wal.flush_interval_ms` bounds loss on power failure.
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub telnet_enabled: bool,
+    pub telnet_addr: SocketAddr,
+    pub telnet_max_command_size: usize,
+    pub telnet_max_connections: usize,
+    pub http_enabled: bool,
+    pub http_addr: SocketAddr,
+    pub http_idle_timeout: Duration,
+    pub http_header_read_timeout: Duration,
+    pub http_max_body_bytes: usize,
+    pub http_max_connections: usize,
+    pub writer_batch_points: usize,
+    pub writer_flush_interval: Duration,
+    pub writer_max_inflight_points: usize,
+    pub writer_ack_timeout: Duration,
+    pub wal_sync: WalSync,
+    pub wal_flush_interval: Duration,
+    pub bucket_width_ms: i64,
+    pub query_max_points: usize,
+}
+
+/// A config key: its name, default (as written in the file) and what it is for.
+pub struct Key {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+    apply: fn(&mut Config, &str) -> Result<(), String>,
+}
+
+macro_rules! key {
+    ($name:expr, $default:expr, $help:expr, |$c:ident, $v:ident| $body:expr) => {
+        Key {
+            name: $name,
+            default: $default,
+            help: $help,
+            apply: |$c: &mut Config, $v: &str| {
+                $body;
+                Ok(())
+            },
+        }
+    };
+}
+
+/// Every key kairosd reads, in the order of the example file.
+pub const KEYS: &[Key] = &[
+    key!("kairosd.data_dir", "./data", "Directory of the RocksDB store (created if missing).",
+        |c, v| c.data_dir = PathBuf::from(non_empty(v)?)),
+    key!("kairosdb.service.telnet", "org.kairosdb.core.telnet.TelnetServerModule",
+        "Set to <disabled> to turn the telnet listener off.",
+        |c, v| c.telnet_enabled = v.trim() != "<disabled>"),
+    key!("kairosdb.telnetserver.address", "0.0.0.0", "Address the telnet listener binds.",
+        |c, v| c.telnet_addr.set_ip(ip(v)?)),
+    key!("kairosdb.telnetserver.port", "4242", "Telnet put/putm port (0 = any free port).",
+        |c, v| c.telnet_addr.set_port(number(v)?)),
+    key!("kairosdb.telnetserver.max_command_size", "1024",
+        "Longest telnet line in bytes; a longer line is discarded, the connection kept.",
+        |c, v| c.telnet_max_command_size = positive(v)?),
+    key!("kairosd.telnet.max_connections", "10000", "Concurrent telnet connections; more wait in the accept queue.",
+        |c, v| c.telnet_max_connections = positive(v)?),
+    key!("kairosdb.service.http", "org.kairosdb.core.http.WebServletModule",
+        "Set to <disabled> to turn the HTTP API off.",
+        |c, v| c.http_enabled = v.trim() != "<disabled>"),
+    key!("kairosdb.jetty.address", "0.0.0.0", "Address the HTTP API binds.",
+        |c, v| c.http_addr.set_ip(ip(v)?)),
+    key!("kairosdb.jetty.port", "8080", "HTTP API port (0 = any free port).",
+        |c, v| c.http_addr.set_port(number(v)?)),
+    key!("kairosdb.jetty.socket_idle_timeout", "120000", "Close an HTTP connection idle this many ms.",
+        |c, v| c.http_idle_timeout = millis(v)?),
+    key!("kairosd.http.header_read_timeout_ms", "30000",
+        "Close an HTTP connection whose request head takes longer than this many ms.",
+        |c, v| c.http_header_read_timeout = millis(v)?),
+    key!("kairosd.http.max_body_bytes", "67108864",
+        "Largest request body in bytes, counted after gzip decompression (413 past it).",
+        |c, v| c.http_max_body_bytes = positive(v)?),
+    key!("kairosd.http.max_connections", "1024", "Concurrent HTTP connections; more wait in the accept queue.",
+        |c, v| c.http_max_connections = positive(v)?),
+    key!("kairosd.writer.batch_points", "200000", "Points after which the writer commits without waiting.",
+        |c, v| c.writer_batch_points = positive(v)?),
+    key!("kairosd.writer.flush_interval_ms", "20",
+        "Longest a point waits for its group commit; larger means fewer, bigger chunks.",
+        |c, v| c.writer_flush_interval = millis(v)?),
+    key!("kairosd.writer.max_inflight_points", "1000000",
+        "Points accepted but not yet written; past this, senders are slowed down.",
+        |c, v| c.writer_max_inflight_points = positive(v)?),
+    key!("kairosd.writer.ack_timeout_ms", "30000",
+        "How long a REST write waits for the writer before answering 503.",
+        |c, v| c.writer_ack_timeout = millis(v)?),
+    key!("kairosd.wal.sync", "false", "true: fsync the WAL before every acknowledgement.",
+        |c, v| c.wal_sync = if boolean(v)? { WalSync::Always } else { WalSync::Off }),
+    key!("kairosd.wal.flush_interval_ms", "1000",
+        "With wal.sync=false, fsync the WAL in the background this often (0 = never).",
+        |c, v| c.wal_flush_interval = millis(v)?),
+    key!("kairosd.storage.bucket_width_ms", "7200000",
+        "Time span of one stored chunk; fixed when the store is created.",
+        |c, v| c.bucket_width_ms = positive::<i64>(v)?),
+    key!("kairosd.query.max_points", "50000000",
+        "Most raw points one query may read; a larger query gets a 400 asking to narrow it.",
+        |c, v| c.query_max_points = positive(v)?),
+];
+
+impl Default for Config {
+    fn default() -> Config {
+        let mut config = Config {
+            data_dir: PathBuf::new(),
+            telnet_enabled: true,
+            telnet_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            telnet_max_command_size: 0,
+            telnet_max_connections: 0,
+            http_enabled: true,
+            http_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            http_idle_timeout: Duration::ZERO,
+            http_header_read_timeout: Duration::ZERO,
+            http_max_body_bytes: 0,
+            http_max_connections: 0,
+            writer_batch_points: 0,
+            writer_flush_interval: Duration::ZERO,
+            writer_max_inflight_points: 0,
+            writer_ack_timeout: Duration::ZERO,
+            wal_sync: WalSync::Off,
+            wal_flush_interval: Duration::ZERO,
+            bucket_width_ms: 0,
+            query_max_points: 0,
+        };
+        for key in KEYS {
+            (key.apply)(&mut config, key.default).expect("defaults are valid");
+        }
+        config
+    }
+}
+
+/// A config that cannot be used; the daemon refuses to start with this message.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}: bad value {value:?} for {key}: {reason}")]
+    BadValue { path: PathBuf, line: usize, key: String, value: String, reason: String },
+}
+
+impl Config {
+    /// Reads `path`; unknown keys are returned as warnings, bad values are errors.
+    pub fn load(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_properties(&text, path)
+    }
+
+    pub fn from_properties(text: &str, path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut config = Config::default();
+        let mut warnings = Vec::new();
+        for entry in properties::parse(text) {
+            match KEYS.iter().find(|k| k.name == entry.key) {
+                Some(key) => (key.apply)(&mut config, &entry.value).map_err(|reason| ConfigError::BadValue {
+                    path: path.to_path_buf(),
+                    line: entry.line,
+                    key: entry.key.clone(),
+                    value: entry.value.clone(),
+                    reason,
+                })?,
+                None => warnings.push(format!(
+                    "{}:{}: unknown config key {:?} ignored",
+                    path.display(),
+                    entry.line,
+                    entry.key
+                )),
+            }
+        }
+        Ok((config, warnings))
+    }
+
+    /// Applies `key=value` overrides (from the command line) on top of this config.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let k = KEYS.iter().find(|k| k.name == key).ok_or_else(|| format!("unknown config key {key:?}"))?;
+        (k.apply)(self, value).map_err(|reason| format!("bad value {value:?} for {key}: {reason}"))
+    }
+}
+
+fn non_empty(v: &str) -> Result<&str, String> {
+    let v = v.trim();
+    if v.is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(v)
+    }
+}
+
+fn number<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+    v.trim().parse().map_err(|_| "not a whole number in range".to_string())
+}
+
+fn positive<T: std::str::FromStr + PartialOrd + Default>(v: &str) -> Result<T, String> {
+    let n: T = number(v)?;
+    if n > T::default() {
+        Ok(n)
+    } else {
+        Err("must be greater than 0".into())
+    }
+}
+
+fn millis(v: &str) -> Result<Duration, String> {
+    number::<u64>(v).map(Duration::from_millis)
+}
+
+fn boolean(v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" | "on" => Ok(true),
+        "false" | "no" | "0" | "off" => Ok(false),
+        _ => Err("must be true or false".into()),
+    }
+}
+
+fn ip(v: &str) -> Result<IpAddr, String> {
+    v.trim().parse().map_err(|_| "not an IP address".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_kairosdb() {
+        let c = Config::default();
+        assert_eq!(c.telnet_addr.port(), 4242);
+        assert_eq!(c.http_addr.port(), 8080);
+        assert_eq!(c.telnet_max_command_size, 1024);
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn bad_value_names_key_and_value() {
+        let err = Config::from_properties("\n\nkairosdb.telnetserver.port=abc\n", Path::new("k.properties")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("k.properties:3"), "{msg}");
+        assert!(msg.contains("kairosdb.telnetserver.port") && msg.contains("\"abc\""), "{msg}");
+    }
+
+    #[test]
+    fn unknown_key_is_a_warning() {
+        let (c, warnings) =
+            Config::from_properties("kairosdb.jetty.port=9090\nkairosdb.nope=1\n", Path::new("k")).unwrap();
+        assert_eq!(c.http_addr.port(), 9090);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("kairosdb.nope"));
+    }
+
+    #[test]
+    fn zero_where_positive_needed_is_refused() {
+        assert!(Config::default().set("kairosd.writer.batch_points", "0").is_err());
+        assert!(Config::default().set("kairosd.wal.sync", "maybe").is_err());
+    }
+
+    /// The example file documents every key with its default and nothing else.
+    #[test]
+    fn example_file_lists_every_key_with_its_default() {
+        let text = include_str!("../kairos.properties.example");
+        let entries = properties::parse(text);
+        for key in KEYS {
+            let e = entries.iter().find(|e| e.key == key.name);
+            let e = e.unwrap_or_else(|| panic!("{} missing from kairos.properties.example", key.name));
+            assert_eq!(e.value, key.default, "default of {} differs", key.name);
+        }
+        assert_eq!(entries.len(), KEYS.len(), "example file has keys that kairosd does not read");
+        let (_, warnings) = Config::from_properties(text, Path::new("example")).unwrap();
+        assert!(warnings.is_empty());
+    }
+}

@@ -1,0 +1,159 @@
+//! The listeners' side of the writer: a bounded queue with permits counted in points.
+//!
+//! A sender first takes permits for its batch from a semaphore sized
+//! `kairosd.writer.max_inflight_points`; the writer gives them back once the batch is
+//! committed. When the writer falls behind, `submit` waits, so a telnet connection
+//! stops reading (TCP backpressure) and an HTTP request waits, and the queue never
+//! holds more than the configured number of points.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kairos_protocols::PointBatch;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+
+use crate::metrics::Metrics;
+
+/// One batch on its way to the writer.
+pub struct WriteRequest {
+    pub batch: PointBatch,
+    /// Answered once the batch is in the WAL (or the write failed).
+    pub ack: Option<oneshot::Sender<Result<(), WriteFailed>>>,
+    /// Returned to the pool when the request is dropped, i.e. after the commit.
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// The writer could not commit a batch (a storage error, already logged).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the write could not be committed: {0}")]
+pub struct WriteFailed(pub String);
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("kairosd is shutting down")]
+    ShuttingDown,
+    #[error("the writer did not commit within {0:?}; the points may still be written")]
+    Timeout(Duration),
+    #[error(transparent)]
+    Failed(#[from] WriteFailed),
+}
+
+#[derive(Clone)]
+pub struct IngestHandle {
+    tx: crossbeam_channel::Sender<WriteRequest>,
+    permits: Arc<Semaphore>,
+    max_cost: u32,
+    min_cost: u32,
+    metrics: Arc<Metrics>,
+}
+
+/// The writer's end of the queue.
+pub type IngestReceiver = crossbeam_channel::Receiver<WriteRequest>;
+
+/// Most batches the queue can hold; a batch smaller than `max_inflight / MAX_BATCHES`
+/// points is charged that many permits, so the channel can never be full.
+const MAX_BATCHES: usize = 4096;
+
+impl IngestHandle {
+    pub fn new(max_inflight_points: usize, metrics: Arc<Metrics>) -> (IngestHandle, IngestReceiver) {
+        let max = max_inflight_points.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        let min_cost = (max / MAX_BATCHES).max(1);
+        let (tx, rx) = crossbeam_channel::bounded(max / min_cost + 1);
+        let handle = IngestHandle {
+            tx,
+            permits: Arc::new(Semaphore::new(max)),
+            max_cost: max as u32,
+            min_cost: min_cost as u32,
+            metrics,
+        };
+        (handle, rx)
+    }
+
+    async fn enqueue(
+        &self,
+        batch: PointBatch,
+        ack: Option<oneshot::Sender<Result<(), WriteFailed>>>,
+    ) -> Result<(), IngestError> {
+        let cost = (batch.len() as u32).clamp(self.min_cost, self.max_cost);
+        let permit = Arc::clone(&self.permits)
+            .acquire_many_owned(cost)
+            .await
+            .map_err(|_| IngestError::ShuttingDown)?;
+        self.metrics.inflight_points.fetch_add(batch.len() as u64, Relaxed);
+        self.tx
+            .try_send(WriteRequest { batch, ack, permit })
+            .map_err(|_| IngestError::ShuttingDown)
+    }
+
+    /// Queues `batch`, waiting while the writer is behind. Returns once queued.
+    pub async fn submit(&self, batch: PointBatch) -> Result<(), IngestError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.enqueue(batch, None).await
+    }
+
+    /// Queues `batch` and waits until it is in the write-ahead log, at most `timeout`
+    /// (counting the wait for queue room).
+    pub async fn submit_and_wait(&self, batch: PointBatch, timeout: Duration) -> Result<(), IngestError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let work = async {
+            let (tx, rx) = oneshot::channel();
+            self.enqueue(batch, Some(tx)).await?;
+            match rx.await {
+                Ok(result) => result.map_err(IngestError::from),
+                Err(_) => Err(IngestError::ShuttingDown),
+            }
+        };
+        tokio::time::timeout(timeout, work).await.map_err(|_| IngestError::Timeout(timeout))?
+    }
+
+    /// Refuses every later submit; the writer drains what is queued and stops once
+    /// every handle is dropped.
+    pub fn close(&self) {
+        self.permits.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kairos_protocols::Value;
+
+    fn batch(n: usize) -> PointBatch {
+        let mut b = PointBatch::new();
+        for i in 0..n {
+            b.push_parts("m", [("h", "a")], i as i64, Value::Long(1), 0);
+        }
+        b
+    }
+
+    #[tokio::test]
+    async fn full_queue_makes_senders_wait_until_the_writer_commits() {
+        let (handle, rx) = IngestHandle::new(10, Arc::new(Metrics::default()));
+        handle.submit(batch(6)).await.unwrap();
+        // 6 of 10 permits are out: a batch of 6 more must wait for the first to commit.
+        let h2 = handle.clone();
+        let second = tokio::spawn(async move { h2.submit(batch(6)).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!second.is_finished(), "second batch went past a full queue");
+        let first = rx.try_recv().unwrap();
+        assert_eq!(first.batch.len(), 6);
+        drop(first); // the writer committed it and returned the permits
+        second.await.unwrap().unwrap();
+        assert_eq!(rx.try_recv().unwrap().batch.len(), 6);
+    }
+
+    #[tokio::test]
+    async fn closed_handle_refuses_and_times_out_cleanly() {
+        let (handle, rx) = IngestHandle::new(10, Arc::new(Metrics::default()));
+        let err = handle.submit_and_wait(batch(1), Duration::from_millis(50)).await.unwrap_err();
+        assert!(matches!(err, IngestError::Timeout(_)), "{err}");
+        drop(rx.try_recv().unwrap());
+        handle.close();
+        assert!(matches!(handle.submit(batch(1)).await, Err(IngestError::ShuttingDown)));
+    }
+}

@@ -1,0 +1,130 @@
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kairosd::config::Config;
+use kairosd::server;
+
+/// A KairosDB-compatible time-series daemon on an embedded RocksDB.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (telnet on 4242, HTTP on 8080 by default).
+    Serve {
+        /// A kairos.properties file; without it every key has its default.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Override one key, e.g. --set kairosd.data_dir=/var/lib/kairosd (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+    /// Fully compact a (stopped) store, e.g. before measuring its size on disk.
+    Compact {
+        /// The data directory (kairosd.data_dir).
+        data_dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve { config, overrides } => serve(config, overrides),
+        Command::Compact { data_dir } => compact(data_dir),
+    }
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("kairosd: {msg}");
+    ExitCode::FAILURE
+}
+
+fn load_config(path: Option<PathBuf>, overrides: Vec<String>) -> Result<Config, String> {
+    let mut config = match path {
+        Some(path) => {
+            let (config, warnings) = Config::load(&path).map_err(|e| e.to_string())?;
+            for w in warnings {
+                tracing::warn!("{w}");
+            }
+            config
+        }
+        None => Config::default(),
+    };
+    for o in overrides {
+        let (k, v) = o.split_once('=').ok_or_else(|| format!("--set {o:?}: expected KEY=VALUE"))?;
+        config.set(k.trim(), v)?;
+    }
+    Ok(config)
+}
+
+fn serve(path: Option<PathBuf>, overrides: Vec<String>) -> ExitCode {
+    let config = match load_config(path, overrides) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(async {
+        let running = match server::start(&config).await {
+            Ok(r) => r,
+            Err(e) => return fail(e),
+        };
+        let show = |a: Option<std::net::SocketAddr>| a.map_or("off".to_string(), |a| a.to_string());
+        tracing::info!(data_dir = %config.data_dir.display(), telnet = %show(running.telnet_addr), http = %show(running.http_addr), "kairosd started");
+        // One machine-readable line for scripts and tests that use port 0.
+        println!("kairosd ready telnet={} http={}", show(running.telnet_addr), show(running.http_addr));
+        let _ = std::io::stdout().flush();
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing connections and committing queued points");
+        running.shutdown().await;
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn compact(data_dir: PathBuf) -> ExitCode {
+    if !data_dir.join("CURRENT").exists() {
+        return fail(format!("{} is not a kairosd data directory", data_dir.display()));
+    }
+    match kairosd::storage::Store::open(&data_dir, Config::default().bucket_width_ms) {
+        Ok(store) => {
+            store.compact();
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}

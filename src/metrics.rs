@@ -1,0 +1,131 @@
+//! Self-metrics: plain atomics bumped once per batch (never per point on the hot
+//! path), rendered in Prometheus text format at `GET /metrics`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Where points came from; one counter pair each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Telnet,
+    Rest,
+}
+
+impl Protocol {
+    const ALL: [Protocol; 2] = [Protocol::Telnet, Protocol::Rest];
+
+    fn label(self) -> &'static str {
+        match self {
+            Protocol::Telnet => "telnet",
+            Protocol::Rest => "rest",
+        }
+    }
+}
+
+/// Upper bounds (seconds) of the flush latency histogram buckets.
+const FLUSH_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+#[derive(Default)]
+pub struct Metrics {
+    accepted: [AtomicU64; 2],
+    rejected: [AtomicU64; 2],
+    pub points_written: AtomicU64,
+    pub series_created: AtomicU64,
+    pub flushes: AtomicU64,
+    pub flush_errors: AtomicU64,
+    flush_seconds_bucket: [AtomicU64; FLUSH_BUCKETS.len()],
+    flush_micros_sum: AtomicU64,
+    pub inflight_points: AtomicU64,
+    pub telnet_connections: AtomicU64,
+    pub http_connections: AtomicU64,
+    pub http_requests: AtomicU64,
+    pub lines_too_long: AtomicU64,
+}
+
+impl Metrics {
+    pub fn accepted(&self, p: Protocol, n: usize) {
+        self.accepted[p as usize].fetch_add(n as u64, Relaxed);
+    }
+
+    pub fn rejected(&self, p: Protocol, n: usize) {
+        self.rejected[p as usize].fetch_add(n as u64, Relaxed);
+    }
+
+    pub fn accepted_total(&self, p: Protocol) -> u64 {
+        self.accepted[p as usize].load(Relaxed)
+    }
+
+    pub fn rejected_total(&self, p: Protocol) -> u64 {
+        self.rejected[p as usize].load(Relaxed)
+    }
+
+    pub fn observe_flush(&self, seconds: f64) {
+        self.flushes.fetch_add(1, Relaxed);
+        self.flush_micros_sum.fetch_add((seconds * 1e6) as u64, Relaxed);
+        if let Some(i) = FLUSH_BUCKETS.iter().position(|&b| seconds <= b) {
+            self.flush_seconds_bucket[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        let mut counter = |name: &str, help: &str, kind: &str, rows: &[(String, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, v) in rows {
+                let _ = writeln!(out, "{name}{labels} {v}");
+            }
+        };
+        let per_proto = |a: &[AtomicU64; 2]| -> Vec<(String, u64)> {
+            Protocol::ALL
+                .iter()
+                .map(|p| (format!("{{protocol=\"{}\"}}", p.label()), a[*p as usize].load(Relaxed)))
+                .collect()
+        };
+        let one = |a: &AtomicU64| vec![(String::new(), a.load(Relaxed))];
+        counter("kairosd_points_accepted_total", "Points decoded and handed to the writer.", "counter", &per_proto(&self.accepted));
+        counter("kairosd_points_rejected_total", "Lines or points refused as invalid.", "counter", &per_proto(&self.rejected));
+        counter("kairosd_points_written_total", "Points committed to the write-ahead log.", "counter", &one(&self.points_written));
+        counter("kairosd_series_created_total", "New series added to the dictionary.", "counter", &one(&self.series_created));
+        counter("kairosd_flush_errors_total", "Group commits that failed.", "counter", &one(&self.flush_errors));
+        counter("kairosd_telnet_lines_too_long_total", "Telnet lines discarded for exceeding max_command_size.", "counter", &one(&self.lines_too_long));
+        counter("kairosd_http_requests_total", "HTTP requests served.", "counter", &one(&self.http_requests));
+        counter("kairosd_writer_queue_points", "Points accepted but not yet committed.", "gauge", &one(&self.inflight_points));
+        counter("kairosd_telnet_connections", "Open telnet connections.", "gauge", &one(&self.telnet_connections));
+        counter("kairosd_http_connections", "Open HTTP connections.", "gauge", &one(&self.http_connections));
+        let _ = writeln!(
+            out,
+            "# HELP kairosd_flush_duration_seconds Time of one group commit.\n# TYPE kairosd_flush_duration_seconds histogram"
+        );
+        let mut cumulative = 0;
+        for (i, bound) in FLUSH_BUCKETS.iter().enumerate() {
+            cumulative += self.flush_seconds_bucket[i].load(Relaxed);
+            let _ = writeln!(out, "kairosd_flush_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.flushes.load(Relaxed);
+        let _ = writeln!(out, "kairosd_flush_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.flush_micros_sum.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "kairosd_flush_duration_seconds_sum {sum}\nkairosd_flush_duration_seconds_count {count}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histogram() {
+        let m = Metrics::default();
+        m.accepted(Protocol::Telnet, 3);
+        m.rejected(Protocol::Rest, 2);
+        m.observe_flush(0.003);
+        m.observe_flush(10.0);
+        let text = m.render();
+        assert!(text.contains("kairosd_points_accepted_total{protocol=\"telnet\"} 3\n"), "{text}");
+        assert!(text.contains("kairosd_points_rejected_total{protocol=\"rest\"} 2\n"));
+        assert!(text.contains("kairosd_flush_duration_seconds_bucket{le=\"0.005\"} 1\n"));
+        assert!(text.contains("kairosd_flush_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
+        assert!(text.contains("kairosd_flush_duration_seconds_count 2\n"));
+    }
+}

@@ -1,0 +1,121 @@
+//! Starting and stopping the daemon: store, writer thread, listeners, shutdown order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, WalSync};
+use crate::http::{self, HttpContext, HttpLimits};
+use crate::ingest::IngestHandle;
+use crate::metrics::Metrics;
+use crate::storage::{Store, StoreError};
+use crate::telnet::{self, TelnetContext};
+use crate::writer::{self, WriterConfig};
+
+/// What `version` and `/api/v1/version` report: KairosDB's protocol level, then ours.
+pub fn version() -> String {
+    format!("KairosDB 1.3.0-kairosd.{}", env!("CARGO_PKG_VERSION"))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("cannot listen on {addr} ({key}): {source}")]
+    Bind { addr: SocketAddr, key: &'static str, source: std::io::Error },
+}
+
+/// A running daemon; [`Running::shutdown`] stops it cleanly.
+pub struct Running {
+    pub telnet_addr: Option<SocketAddr>,
+    pub http_addr: Option<SocketAddr>,
+    pub metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    listeners: JoinSet<()>,
+    ingest: IngestHandle,
+    writer: std::thread::JoinHandle<()>,
+}
+
+async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, key, source })
+}
+
+pub async fn start(config: &Config) -> Result<Running, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let store = Arc::new(tokio::task::block_in_place(|| Store::open(&config.data_dir, config.bucket_width_ms))?);
+    let metrics = Arc::new(Metrics::default());
+    let (ingest, rx) = IngestHandle::new(config.writer_max_inflight_points, Arc::clone(&metrics));
+    let writer_config = WriterConfig {
+        batch_points: config.writer_batch_points,
+        flush_interval: config.writer_flush_interval,
+        sync: config.wal_sync == WalSync::Always,
+        wal_sync_interval: (!config.wal_flush_interval.is_zero()).then_some(config.wal_flush_interval),
+    };
+    let writer = writer::spawn(Arc::clone(&store), rx, Arc::clone(&metrics), writer_config)?;
+    let shutdown = CancellationToken::new();
+    let mut listeners = JoinSet::new();
+    let version: Arc<str> = version().into();
+
+    let mut telnet_addr = None;
+    if config.telnet_enabled {
+        let listener = bind(config.telnet_addr, "kairosdb.telnetserver.port").await?;
+        telnet_addr = Some(listener.local_addr().expect("bound socket has an address"));
+        let ctx = TelnetContext {
+            ingest: ingest.clone(),
+            metrics: Arc::clone(&metrics),
+            max_line: config.telnet_max_command_size,
+            version: Arc::clone(&version),
+        };
+        listeners.spawn(telnet::serve(listener, ctx, config.telnet_max_connections, shutdown.clone()));
+    }
+    let mut http_addr = None;
+    if config.http_enabled {
+        let listener = bind(config.http_addr, "kairosdb.jetty.port").await?;
+        http_addr = Some(listener.local_addr().expect("bound socket has an address"));
+        let ctx = Arc::new(HttpContext {
+            store: Arc::clone(&store),
+            ingest: ingest.clone(),
+            metrics: Arc::clone(&metrics),
+            max_body_bytes: config.http_max_body_bytes,
+            ack_timeout: config.writer_ack_timeout,
+            query_max_points: config.query_max_points,
+            version,
+        });
+        let limits = HttpLimits {
+            max_connections: config.http_max_connections,
+            header_read_timeout: config.http_header_read_timeout,
+            idle_timeout: config.http_idle_timeout,
+        };
+        listeners.spawn(http::serve(listener, ctx, limits, shutdown.clone()));
+    }
+    Ok(Running {
+        telnet_addr,
+        http_addr,
+        metrics,
+        shutdown,
+        listeners,
+        ingest,
+        writer,
+    })
+}
+
+impl Running {
+    /// Stops accepting, lets open connections hand over what they read, then lets the
+    /// writer commit everything queued before returning.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        while self.listeners.join_next().await.is_some() {}
+        self.ingest.close();
+        drop(self.ingest);
+        let writer = self.writer;
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    }
+}

@@ -1,0 +1,1269 @@
+//! The chunk codec: how one (series, time bucket) worth of points is stored as a single
+//! RocksDB value, and the merge operator body that folds write operands into it.
+//!
+//! Pure and IO-free so it can be property-tested and benchmarked on its own. Every
+//! function is total over arbitrary bytes: a corrupt value yields a [`ChunkError`],
+//! never a panic and never an allocation larger than a fixed multiple of the input.
+//!
+//! # Format (kind `0x01`, points chunk v1)
+//!
+//! A chunk is a few byte-aligned header fields followed by one bit stream. Varints are
+//! unsigned LEB128 (at most 10 bytes); "zz" means zigzag (`0,-1,1,-2,…` → `0,1,2,3,…`).
+//! All integer arithmetic wraps (two's complement), so any `i64` timestamp or long
+//! and any `f64` bit pattern round-trips exactly.
+//!
+//! | bytes | field | present when |
+//! |---|---|---|
+//! | 1 | kind: `0x01`. Other kinds are reserved (a range-delete tombstone will be one) | always |
+//! | varint | `n`, the number of points | always; `n = 0` ends the chunk |
+//! | zz varint | first timestamp | `n ≥ 1` |
+//! | int header | coder of the `n - 1` timestamp deltas `tsᵢ - tsᵢ₋₁` | `n ≥ 2` |
+//! | 1 | value kinds: bits 0–1 = 1 all long, 2 all double, 3 mixed; bits 2–4 = double coding: 0 XOR, `e + 1` decimal with scale `10^e` (e ≤ 6); bits 5–7 zero | always |
+//! | ⌈n/8⌉ | type bitmap, bit `i` (LSB first) set when point `i` is a double | mixed |
+//! | zz varint | first long | any long |
+//! | int header | coder of the deltas between consecutive longs | ≥ 2 longs |
+//! | zz varint | first double's scaled integer `m` (value = `m as f64 / 10^e`) | decimal doubles |
+//! | 8 | first double's bits, little-endian | XOR doubles |
+//! | int header | coder of the deltas between consecutive scaled integers | decimal, ≥ 2 doubles |
+//! | rest | bit stream: timestamp deltas, long deltas, then double deltas or XORs; zero padding | |
+//!
+//! An **int header** is one byte (bits 0–1: number of size classes minus one, 0–2;
+//! bit 2: 1 = zigzag, 0 = frame of reference; bits 3–7 zero), then one byte per class
+//! holding its payload width in bits (≤ 64, strictly increasing), then, for frame of
+//! reference only, the zz varint `base`. Each delta `x` becomes `u = zz(x)` or
+//! `u = x - base`; `u` is written as a class prefix then `u` in that class's width.
+//! Prefixes: one class, none (fixed width); two classes, `0`/`1`; three classes,
+//! `0`/`10`/`11`. The encoder picks the transform and widths per chunk by exact cost
+//! from a histogram of bit lengths, so exact 10 s intervals cost 0 bits per point, and a
+//! jittery or gappy series still gets a near-optimal code.
+//!
+//! The bit stream is LSB first: the first bit is bit 0 of the first byte. An XOR double
+//! after the first is `0` (same bits as the previous double), `10` then the meaningful
+//! bits in the previous window, or `11`, 6 bits of leading zeros, 6 bits of
+//! (meaningful length − 1), then the meaningful bits (Gorilla).
+//!
+//! Timestamps must strictly increase. The encoder pads with zero bytes so a chunk is at
+//! least ⌈n/64⌉ bytes long; the decoder rejects a larger `n`, which bounds the memory a
+//! corrupt or hostile count can make it allocate. Bits after the stream must be zero.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use kairos_protocols::Value;
+
+/// First byte of a points chunk, format version 1.
+pub const KIND_POINTS_V1: u8 = 0x01;
+
+/// The encoder pads so that `n ≤ MAX_POINTS_PER_BYTE × len` always holds; the decoder
+/// refuses anything denser, which caps what a forged count can make it allocate.
+const MAX_POINTS_PER_BYTE: u64 = 64;
+
+const POW10: [f64; 7] = [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkError {
+    /// The value is empty or ends before a header field or the bit stream does.
+    Truncated,
+    /// The first byte names a kind this build cannot read (a newer format, or garbage).
+    UnknownKind(u8),
+    /// Structurally invalid: a field out of range, timestamps not increasing, or
+    /// non-zero bytes after the data.
+    Corrupt(&'static str),
+}
+
+impl fmt::Display for ChunkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChunkError::Truncated => f.write_str("chunk is truncated"),
+            ChunkError::UnknownKind(k) => write!(f, "unknown chunk kind 0x{k:02x}"),
+            ChunkError::Corrupt(what) => write!(f, "corrupt chunk: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for ChunkError {}
+
+/// Appends the encoding of `points` to `out`.
+///
+/// `points` should be sorted by timestamp with unique timestamps. If they are not,
+/// a sorted copy is encoded instead, the last occurrence of a timestamp winning: a
+/// caller's bug must not produce a chunk that the decoder (which insists on increasing
+/// timestamps) would then reject and the merge operator drop.
+pub fn encode(points: &[(i64, Value)], out: &mut Vec<u8>) {
+    if points.windows(2).all(|w| w[0].0 < w[1].0) {
+        encode_sorted(points, out);
+    } else {
+        let mut sorted = points.to_vec();
+        sorted.sort_by_key(|p| p.0); // stable, so equal timestamps keep write order
+        let mut unique: Vec<(i64, Value)> = Vec::with_capacity(sorted.len());
+        for p in sorted {
+            match unique.last_mut() {
+                Some(last) if last.0 == p.0 => *last = p,
+                _ => unique.push(p),
+            }
+        }
+        encode_sorted(&unique, out);
+    }
+}
+
+/// Appends the points of `bytes` to `out`. On error `out` is left as it was, so a
+/// caller folding many chunks into one vector never sees half a chunk.
+pub fn decode(bytes: &[u8], out: &mut Vec<(i64, Value)>) -> Result<(), ChunkError> {
+    let before = out.len();
+    let result = decode_into(bytes, out);
+    if result.is_err() {
+        out.truncate(before);
+    }
+    result
+}
+
+/// The merge operator body: `existing`, then `operands` in write order, folded by
+/// timestamp with the later input winning a tie, re-encoded as one chunk into `out`.
+///
+/// Operands usually only append newer points, so each is decoded onto the end of one
+/// buffer and only an operand that reaches back into earlier time costs a merge (of the
+/// overlapping tail only). On error `out` is left as it was.
+pub fn merge<'a>(
+    existing: Option<&'a [u8]>,
+    operands: impl IntoIterator<Item = &'a [u8]>,
+    out: &mut Vec<u8>,
+) -> Result<(), ChunkError> {
+    with_scratch(|acc, tmp| {
+        if let Some(bytes) = existing {
+            decode(bytes, acc)?;
+        }
+        for bytes in operands {
+            let split = acc.len();
+            decode(bytes, acc)?;
+            if split > 0 && split < acc.len() && acc[split].0 <= acc[split - 1].0 {
+                merge_tail(acc, split, tmp);
+            }
+        }
+        encode_sorted(acc, out);
+        Ok(())
+    })
+}
+
+/// Number of points in `bytes`.
+///
+/// This fully validates the chunk (it decodes it into a reused per-thread buffer):
+/// the merge operator's fallback uses `count(..).is_ok()` to pick the readable operands,
+/// and a header-only answer would let a corrupt one through. Decoding runs at hundreds
+/// of millions of points per second, so a stats scan is bound by reading, not this.
+pub fn count(bytes: &[u8]) -> Result<usize, ChunkError> {
+    with_scratch(|acc, _| {
+        decode(bytes, acc)?;
+        Ok(acc.len())
+    })
+}
+
+type Points = Vec<(i64, Value)>;
+
+thread_local! {
+    /// Merge runs on RocksDB's compaction and read threads for every merged key; reusing
+    /// two buffers per thread keeps the common merge allocation-free.
+    static SCRATCH: RefCell<(Points, Points)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `f` with two cleared scratch vectors; a huge chunk does not pin its memory in the
+/// thread forever.
+fn with_scratch<R>(f: impl FnOnce(&mut Points, &mut Points) -> R) -> R {
+    const KEEP: usize = 1 << 16;
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut guard) => {
+            let (a, b) = &mut *guard;
+            a.clear();
+            b.clear();
+            let r = f(a, b);
+            for v in [a, b] {
+                v.clear();
+                if v.capacity() > KEEP {
+                    v.shrink_to(KEEP);
+                }
+            }
+            r
+        }
+        Err(_) => f(&mut Vec::new(), &mut Vec::new()),
+    })
+}
+
+/// Merges the sorted run `acc[split..]` into the sorted run `acc[..split]`, the right run
+/// winning equal timestamps. Only the part of the left run at or after the right run's
+/// first timestamp is touched.
+fn merge_tail(acc: &mut Points, split: usize, tmp: &mut Points) {
+    let first_new = acc[split].0;
+    let start = acc[..split].partition_point(|p| p.0 < first_new);
+    tmp.clear();
+    {
+        let (left, right) = acc[start..].split_at(split - start);
+        let (mut i, mut j) = (0, 0);
+        while i < left.len() && j < right.len() {
+            let (l, r) = (left[i], right[j]);
+            if l.0 < r.0 {
+                tmp.push(l);
+                i += 1;
+            } else {
+                if l.0 == r.0 {
+                    i += 1;
+                }
+                tmp.push(r);
+                j += 1;
+            }
+        }
+        tmp.extend_from_slice(&left[i..]);
+        tmp.extend_from_slice(&right[j..]);
+    }
+    acc.truncate(start);
+    acc.extend_from_slice(tmp);
+}
+
+// ---------------------------------------------------------------------------------------
+// Small integer helpers.
+
+#[inline(always)]
+fn zz(x: i64) -> u64 {
+    ((x << 1) ^ (x >> 63)) as u64
+}
+
+#[inline(always)]
+fn unzz(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
+}
+
+#[inline(always)]
+fn bitlen(u: u64) -> u32 {
+    64 - u.leading_zeros()
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn varint_len(v: u64) -> u64 {
+    (bitlen(v).max(1) as u64).div_ceil(7)
+}
+
+/// Byte-aligned header reader.
+struct Header<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Header<'_> {
+    fn byte(&mut self) -> Result<u8, ChunkError> {
+        let b = *self.buf.get(self.pos).ok_or(ChunkError::Truncated)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn bytes(&mut self, n: usize) -> Result<&[u8], ChunkError> {
+        let end = self.pos.checked_add(n).ok_or(ChunkError::Truncated)?;
+        let s = self.buf.get(self.pos..end).ok_or(ChunkError::Truncated)?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn varint(&mut self) -> Result<u64, ChunkError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            if shift == 63 && b > 1 {
+                return Err(ChunkError::Corrupt("varint overflows 64 bits"));
+            }
+            v |= ((b & 0x7f) as u64) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(ChunkError::Corrupt("varint longer than 10 bytes"))
+    }
+
+    fn zz_varint(&mut self) -> Result<i64, ChunkError> {
+        self.varint().map(unzz)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Bit stream.
+
+/// LSB-first bit writer; whole 64-bit words go to `out` at once.
+struct BitWriter<'a> {
+    out: &'a mut Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+impl<'a> BitWriter<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        BitWriter { out, acc: 0, n: 0 }
+    }
+
+    /// Appends the low `w` bits of `v` (`w ≤ 64`, `v < 2^w`).
+    #[inline(always)]
+    fn put(&mut self, v: u64, w: u32) {
+        debug_assert!(w <= 64 && (w == 64 || v >> w == 0));
+        self.acc |= v << self.n;
+        let total = self.n + w;
+        if total >= 64 {
+            self.out.extend_from_slice(&self.acc.to_le_bytes());
+            // The bits of `v` that did not fit; written so that n = 0 needs no branch.
+            self.acc = (v >> 1) >> (63 - self.n);
+            self.n = total - 64;
+        } else {
+            self.n = total;
+        }
+    }
+
+    /// `prefix` (`pl` bits) then `u` (`w` bits), in one shift when they fit a word.
+    #[inline(always)]
+    fn put_prefixed(&mut self, prefix: u64, pl: u32, u: u64, w: u32) {
+        if pl + w <= 64 {
+            self.put((u << pl) | prefix, pl + w);
+        } else {
+            self.put(prefix, pl);
+            self.put(u, w);
+        }
+    }
+
+    fn finish(self) {
+        let bytes = self.n.div_ceil(8) as usize;
+        self.out.extend_from_slice(&self.acc.to_le_bytes()[..bytes]);
+    }
+}
+
+/// LSB-first bit reader that refills with one unaligned 8-byte load (the refill keeps
+/// at least 56 bits buffered). Reading past the end yields zero bits and is detected
+/// once at [`BitReader::finish`], which keeps the hot loops free of bounds errors.
+struct BitReader<'a> {
+    buf: &'a [u8],
+    /// Next byte to load. May run past `buf.len()` while reading virtual zero padding.
+    pos: usize,
+    acc: u64,
+    n: u32,
+}
+
+impl<'a> BitReader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        BitReader { buf, pos: 0, acc: 0, n: 0 }
+    }
+
+    #[inline(always)]
+    fn refill(&mut self) {
+        if let Some(word) = self.buf.get(self.pos..self.pos + 8) {
+            let word = u64::from_le_bytes(word.try_into().unwrap());
+            // Bits already buffered above `n` are the same stream bits, so OR is harmless.
+            self.acc |= word << self.n;
+            self.pos += ((63 - self.n) >> 3) as usize;
+            self.n |= 56;
+        } else {
+            self.refill_slow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refill_slow(&mut self) {
+        while self.n < 56 {
+            let b = self.buf.get(self.pos).copied().unwrap_or(0);
+            self.acc |= (b as u64) << self.n;
+            self.n += 8;
+            self.pos += 1;
+        }
+    }
+
+    /// Drops `k ≤ 56` bits; only valid right after a refill covering them.
+    #[inline(always)]
+    fn consume(&mut self, k: u32) {
+        self.acc >>= k;
+        self.n -= k;
+    }
+
+    /// Reads `w ≤ 56` bits; only valid right after a refill covering them.
+    #[inline(always)]
+    fn take(&mut self, w: u32) -> u64 {
+        let v = self.acc & ((1u64 << w) - 1);
+        self.consume(w);
+        v
+    }
+
+    /// Reads `w ≤ 64` bits, refilling as needed.
+    #[inline(always)]
+    fn read(&mut self, w: u32) -> u64 {
+        self.refill();
+        if w <= 56 {
+            self.take(w)
+        } else {
+            let lo = self.take(32);
+            self.refill();
+            lo | (self.take(w - 32) << 32)
+        }
+    }
+
+    fn consumed_bits(&self) -> u64 {
+        self.pos as u64 * 8 - self.n as u64
+    }
+
+    /// Fails if the stream ran past the data or anything but zero bits follows it.
+    fn finish(self) -> Result<(), ChunkError> {
+        let used = self.consumed_bits();
+        let avail = self.buf.len() as u64 * 8;
+        if used > avail {
+            return Err(ChunkError::Truncated);
+        }
+        let (byte, bit) = ((used / 8) as usize, (used % 8) as u32);
+        let mut rest = &self.buf[byte..];
+        if bit != 0 {
+            if rest[0] >> bit != 0 {
+                return Err(ChunkError::Corrupt("non-zero bits after the data"));
+            }
+            rest = &rest[1..];
+        }
+        if rest.iter().any(|&b| b != 0) {
+            return Err(ChunkError::Corrupt("non-zero bytes after the data"));
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Integer streams (timestamp deltas, long deltas, scaled-decimal deltas).
+
+/// How one stream of deltas is coded; chosen per chunk by [`IntPlan::choose`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct IntPlan {
+    zigzag: bool,
+    /// Frame-of-reference base (the smallest delta); unused with zigzag.
+    base: i64,
+    classes: u32,
+    widths: [u32; 3],
+}
+
+/// Deltas between consecutive items, computed lazily so planning and writing can walk
+/// the points again instead of materialising a buffer.
+#[derive(Clone)]
+struct Deltas<I> {
+    it: I,
+    prev: i64,
+}
+
+impl<I: Iterator<Item = i64>> Iterator for Deltas<I> {
+    type Item = i64;
+    #[inline(always)]
+    fn next(&mut self) -> Option<i64> {
+        let x = self.it.next()?;
+        let d = x.wrapping_sub(self.prev);
+        self.prev = x;
+        Some(d)
+    }
+}
+
+/// The deltas after the first item of `it` (which the header carries in full).
+fn deltas<I: Iterator<Item = i64>>(mut it: I) -> Deltas<I> {
+    let prev = it.next().unwrap_or(0);
+    Deltas { it, prev }
+}
+
+impl IntPlan {
+    #[inline(always)]
+    fn transform(&self, x: i64) -> u64 {
+        if self.zigzag {
+            zz(x)
+        } else {
+            x.wrapping_sub(self.base) as u64
+        }
+    }
+
+    #[inline(always)]
+    fn untransform(&self, u: u64) -> i64 {
+        if self.zigzag {
+            unzz(u)
+        } else {
+            (u as i64).wrapping_add(self.base)
+        }
+    }
+
+    /// Picks, by exact bit cost including header bytes, between zigzag and frame of
+    /// reference, each with the best one-, two- or three-class widths for its histogram
+    /// of bit lengths. Zigzag wins when rare outliers (a counter reset, a level jump)
+    /// would stretch the frame of reference; the frame wins for one-signed data
+    /// (counters, timestamp intervals), saving the sign bit, or all bits when constant.
+    fn choose<I: Iterator<Item = i64> + Clone>(xs: I) -> IntPlan {
+        let mut hist = [0u32; 65];
+        let (mut min, mut max, mut m) = (i64::MAX, i64::MIN, 0u64);
+        for x in xs.clone() {
+            hist[bitlen(zz(x)) as usize] += 1;
+            min = min.min(x);
+            max = max.max(x);
+            m += 1;
+        }
+        let (cost, classes, widths) = best_classes(&hist, m);
+        let mut best = IntPlan { zigzag: true, base: 0, classes, widths };
+        let mut best_cost = cost;
+        let base_cost = varint_len(zz(min)) * 8;
+        if min == max {
+            if base_cost + 8 < best_cost {
+                best = IntPlan { zigzag: false, base: min, classes: 1, widths: [0; 3] };
+            }
+            return best;
+        }
+        hist = [0u32; 65];
+        for x in xs {
+            hist[bitlen(x.wrapping_sub(min) as u64) as usize] += 1;
+        }
+        let (cost, classes, widths) = best_classes(&hist, m);
+        if cost + base_cost < best_cost {
+            best = IntPlan { zigzag: false, base: min, classes, widths };
+            best_cost = cost + base_cost;
+        }
+        let _ = best_cost;
+        best
+    }
+
+    fn write_header(&self, out: &mut Vec<u8>) {
+        out.push((self.classes - 1) as u8 | (self.zigzag as u8) << 2);
+        for &w in &self.widths[..self.classes as usize] {
+            out.push(w as u8);
+        }
+        if !self.zigzag {
+            put_varint(out, zz(self.base));
+        }
+    }
+
+    fn read_header(h: &mut Header) -> Result<IntPlan, ChunkError> {
+        let b = h.byte()?;
+        let classes = (b & 3) as u32 + 1;
+        if classes > 3 || b >> 3 != 0 {
+            return Err(ChunkError::Corrupt("bad integer coder byte"));
+        }
+        let zigzag = b & 4 != 0;
+        let mut widths = [0u32; 3];
+        for i in 0..classes as usize {
+            widths[i] = h.byte()? as u32;
+            if widths[i] > 64 || (i > 0 && widths[i] <= widths[i - 1]) {
+                return Err(ChunkError::Corrupt("bad integer coder widths"));
+            }
+        }
+        let base = if zigzag { 0 } else { h.zz_varint()? };
+        Ok(IntPlan { zigzag, base, classes, widths })
+    }
+
+    fn write<I: Iterator<Item = i64>>(&self, w: &mut BitWriter, xs: I) {
+        let [w0, w1, w2] = self.widths;
+        match self.classes {
+            1 if w0 == 0 => {}
+            1 => xs.for_each(|x| w.put(self.transform(x), w0)),
+            2 => xs.for_each(|x| {
+                let u = self.transform(x);
+                if bitlen(u) <= w0 {
+                    w.put(u << 1, w0 + 1);
+                } else {
+                    w.put_prefixed(1, 1, u, w1);
+                }
+            }),
+            _ => xs.for_each(|x| {
+                let u = self.transform(x);
+                let l = bitlen(u);
+                if l <= w0 {
+                    w.put(u << 1, w0 + 1);
+                } else if l <= w1 {
+                    w.put_prefixed(0b01, 2, u, w1);
+                } else {
+                    w.put_prefixed(0b11, 2, u, w2);
+                }
+            }),
+        }
+    }
+
+    /// Decodes `count` deltas into `sink`. The prefix of every class is decoded by a
+    /// 4-entry table indexed by the next two bits, so all modes share one branch-free
+    /// loop; fixed widths additionally take several values per refill.
+    #[inline(always)]
+    fn read(&self, r: &mut BitReader, count: usize, mut sink: impl FnMut(i64)) {
+        let [w0, w1, w2] = self.widths;
+        if self.classes == 1 {
+            if w0 == 0 {
+                let x = self.untransform(0);
+                (0..count).for_each(|_| sink(x));
+            } else if w0 <= 56 {
+                let per = (56 / w0) as usize;
+                let mut left = count;
+                while left > 0 {
+                    let k = left.min(per);
+                    r.refill();
+                    for _ in 0..k {
+                        sink(self.untransform(r.take(w0)));
+                    }
+                    left -= k;
+                }
+            } else {
+                (0..count).for_each(|_| sink(self.untransform(r.read(w0))));
+            }
+            return;
+        }
+        let table: [(u32, u32); 4] = if self.classes == 2 {
+            [(1, w0), (1, w1), (1, w0), (1, w1)]
+        } else {
+            [(1, w0), (2, w1), (1, w0), (2, w2)]
+        };
+        if table.iter().all(|&(pl, w)| pl + w <= 56) {
+            let table = table.map(|(pl, w)| (pl, pl + w, (1u64 << w) - 1));
+            for _ in 0..count {
+                r.refill();
+                let (pl, total, mask) = table[(r.acc & 3) as usize];
+                let u = (r.acc >> pl) & mask;
+                r.consume(total);
+                sink(self.untransform(u));
+            }
+        } else {
+            for _ in 0..count {
+                r.refill();
+                let (pl, w) = table[(r.acc & 3) as usize];
+                r.consume(pl);
+                sink(self.untransform(r.read(w)));
+            }
+        }
+    }
+}
+
+/// Best (cost in bits, classes, widths) for values with bit-length histogram `hist`.
+/// Optimal widths are always lengths that occur, so only those are tried.
+fn best_classes(hist: &[u32; 65], m: u64) -> (u64, u32, [u32; 3]) {
+    let mut lens = [0u64; 65];
+    let mut cum = [0u64; 65];
+    let mut k = 0;
+    let mut c = 0u64;
+    for (len, &cnt) in hist.iter().enumerate() {
+        if cnt != 0 {
+            c += cnt as u64;
+            lens[k] = len as u64;
+            cum[k] = c;
+            k += 1;
+        }
+    }
+    if k == 0 {
+        return (8, 1, [0; 3]);
+    }
+    let wmax = lens[k - 1];
+    let mut best = (m * wmax + 8, 1, [wmax as u32, 0, 0]);
+    for i in 0..k - 1 {
+        let (w0, c0) = (lens[i], cum[i]);
+        let cost = m + c0 * w0 + (m - c0) * wmax + 16;
+        if cost < best.0 {
+            best = (cost, 2, [w0 as u32, wmax as u32, 0]);
+        }
+        for j in i + 1..k - 1 {
+            let (w1, c1) = (lens[j], cum[j]);
+            let cost = 2 * m - c0 + c0 * w0 + (c1 - c0) * w1 + (m - c1) * wmax + 24;
+            if cost < best.0 {
+                best = (cost, 3, [w0 as u32, w1 as u32, wmax as u32]);
+            }
+        }
+    }
+    best
+}
+
+// ---------------------------------------------------------------------------------------
+// Doubles.
+
+/// `v` as `m / 10^e` if that division gives back exactly `v`'s bits. Division (not a
+/// multiplication by 0.01) is what makes this hit for every value parsed from a decimal
+/// string with at most `e` decimals: both are the correctly rounded `m / 10^e`.
+#[inline(always)]
+fn scaled(v: f64, e: usize) -> Option<i64> {
+    let m = (v * POW10[e]).round() as i64; // saturates; the check below rejects that
+    ((m as f64 / POW10[e]).to_bits() == v.to_bits()).then_some(m)
+}
+
+/// The smallest decimal scale at which every double round-trips, if any (≤ 6).
+fn decimal_scale<I: Iterator<Item = f64> + Clone>(doubles: I) -> Option<usize> {
+    let mut e = 0;
+    'restart: loop {
+        for v in doubles.clone() {
+            if scaled(v, e).is_none() {
+                // A larger scale does not always keep earlier values exact, so recheck all.
+                while e < 6 {
+                    e += 1;
+                    if scaled(v, e).is_some() {
+                        continue 'restart;
+                    }
+                }
+                return None;
+            }
+        }
+        return Some(e);
+    }
+}
+
+fn write_xor<I: Iterator<Item = u64>>(w: &mut BitWriter, mut bits: I) {
+    let Some(mut prev) = bits.next() else { return };
+    let mut window: Option<(u32, u32)> = None;
+    for b in bits {
+        let x = b ^ prev;
+        prev = b;
+        if x == 0 {
+            w.put(0, 1);
+            continue;
+        }
+        let (lz, tz) = (x.leading_zeros(), x.trailing_zeros());
+        match window {
+            Some((wl, wt)) if lz >= wl && tz >= wt => w.put_prefixed(0b01, 2, x >> wt, 64 - wl - wt),
+            _ => {
+                let len = 64 - lz - tz;
+                w.put(0b11 | (lz as u64) << 2 | ((len - 1) as u64) << 8, 14);
+                w.put(x >> tz, len);
+                window = Some((lz, tz));
+            }
+        }
+    }
+}
+
+fn read_xor(r: &mut BitReader, first: u64, count: usize, mut sink: impl FnMut(u64)) -> Result<(), ChunkError> {
+    let mut prev = first;
+    // Before any window is set, a reuse reads a full 64-bit XOR: odd, but harmless.
+    let (mut lead, mut len) = (0u32, 64u32);
+    for _ in 0..count {
+        r.refill();
+        if r.acc & 1 == 0 {
+            r.consume(1);
+        } else {
+            if r.acc & 2 != 0 {
+                lead = ((r.acc >> 2) & 63) as u32;
+                len = ((r.acc >> 8) & 63) as u32 + 1;
+                r.consume(14);
+                if lead + len > 64 {
+                    return Err(ChunkError::Corrupt("XOR window beyond 64 bits"));
+                }
+            } else {
+                r.consume(2);
+            }
+            prev ^= r.read(len) << (64 - lead - len);
+        }
+        sink(prev);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Chunk level.
+
+const KINDS_LONG: u8 = 1;
+const KINDS_DOUBLE: u8 = 2;
+const KINDS_MIXED: u8 = 3;
+
+#[inline(always)]
+fn as_long(v: &Value) -> Option<i64> {
+    match *v {
+        Value::Long(l) => Some(l),
+        Value::Double(_) => None,
+    }
+}
+
+#[inline(always)]
+fn as_double(v: &Value) -> Option<f64> {
+    match *v {
+        Value::Double(d) => Some(d),
+        Value::Long(_) => None,
+    }
+}
+
+fn encode_sorted(points: &[(i64, Value)], out: &mut Vec<u8>) {
+    let start = out.len();
+    let n = points.len();
+    out.reserve(n * 2 + 32);
+    out.push(KIND_POINTS_V1);
+    put_varint(out, n as u64);
+    let Some(&(ts0, _)) = points.first() else { return };
+    put_varint(out, zz(ts0));
+
+    let timestamps = || points.iter().map(|p| p.0);
+    let ts_plan = (n >= 2).then(|| IntPlan::choose(deltas(timestamps())));
+    if let Some(plan) = &ts_plan {
+        plan.write_header(out);
+    }
+
+    let longs = || points.iter().filter_map(|p| as_long(&p.1));
+    let doubles = || points.iter().filter_map(|p| as_double(&p.1));
+    let nd = points.iter().filter(|p| matches!(p.1, Value::Double(_))).count();
+    let nl = n - nd;
+    let kinds = match (nl, nd) {
+        (_, 0) => KINDS_LONG,
+        (0, _) => KINDS_DOUBLE,
+        _ => KINDS_MIXED,
+    };
+    let scale = if nd > 0 { decimal_scale(doubles()) } else { None };
+    out.push(kinds | (scale.map_or(0, |e| e as u8 + 1) << 2));
+    if kinds == KINDS_MIXED {
+        for group in points.chunks(8) {
+            let mut b = 0u8;
+            for (i, p) in group.iter().enumerate() {
+                b |= (matches!(p.1, Value::Double(_)) as u8) << i;
+            }
+            out.push(b);
+        }
+    }
+
+    let long_plan = if nl > 0 {
+        put_varint(out, zz(longs().next().unwrap_or(0)));
+        (nl >= 2).then(|| {
+            let plan = IntPlan::choose(deltas(longs()));
+            plan.write_header(out);
+            plan
+        })
+    } else {
+        None
+    };
+
+    let scaled_ints = |e: usize| doubles().map(move |v| (v * POW10[e]).round() as i64);
+    let mut double_plan = None;
+    if nd > 0 {
+        match scale {
+            Some(e) => {
+                put_varint(out, zz(scaled_ints(e).next().unwrap_or(0)));
+                if nd >= 2 {
+                    let plan = IntPlan::choose(deltas(scaled_ints(e)));
+                    plan.write_header(out);
+                    double_plan = Some(plan);
+                }
+            }
+            None => out.extend_from_slice(&doubles().next().unwrap_or(0.0).to_bits().to_le_bytes()),
+        }
+    }
+
+    let mut w = BitWriter::new(out);
+    if let Some(plan) = &ts_plan {
+        plan.write(&mut w, deltas(timestamps()));
+    }
+    if let Some(plan) = &long_plan {
+        plan.write(&mut w, deltas(longs()));
+    }
+    match (scale, &double_plan) {
+        (Some(e), Some(plan)) => plan.write(&mut w, deltas(scaled_ints(e))),
+        (None, _) if nd >= 2 => write_xor(&mut w, doubles().map(f64::to_bits)),
+        _ => {}
+    }
+    w.finish();
+
+    let min_len = (n as u64).div_ceil(MAX_POINTS_PER_BYTE) as usize;
+    if out.len() - start < min_len {
+        out.resize(start + min_len, 0);
+    }
+}
+
+fn decode_into(bytes: &[u8], out: &mut Vec<(i64, Value)>) -> Result<(), ChunkError> {
+    let mut h = Header { buf: bytes, pos: 0 };
+    let kind = h.byte()?;
+    if kind != KIND_POINTS_V1 {
+        return Err(ChunkError::UnknownKind(kind));
+    }
+    let n = h.varint()?;
+    if n > MAX_POINTS_PER_BYTE * bytes.len() as u64 {
+        return Err(ChunkError::Corrupt("point count exceeds what the chunk can hold"));
+    }
+    let n = n as usize;
+    if n == 0 {
+        return BitReader::new(&bytes[h.pos..]).finish();
+    }
+    let ts0 = h.zz_varint()?;
+    let ts_plan = if n >= 2 { Some(IntPlan::read_header(&mut h)?) } else { None };
+
+    let vk = h.byte()?;
+    let kinds = vk & 3;
+    let dcode = (vk >> 2) & 7;
+    if kinds == 0 || vk >> 5 != 0 || (kinds == KINDS_LONG && dcode != 0) {
+        return Err(ChunkError::Corrupt("bad value kinds byte"));
+    }
+    let scale = dcode.checked_sub(1).map(usize::from);
+    let bitmap = if kinds == KINDS_MIXED { Some(h.bytes(n.div_ceil(8))?) } else { None };
+    let nd = match (kinds, bitmap) {
+        (KINDS_LONG, _) => 0,
+        (KINDS_DOUBLE, _) => n,
+        (_, Some(bm)) => {
+            if n % 8 != 0 && bm[bm.len() - 1] >> (n % 8) != 0 {
+                return Err(ChunkError::Corrupt("bits after the type bitmap"));
+            }
+            let nd = bm.iter().map(|b| b.count_ones() as usize).sum::<usize>();
+            if nd == 0 || nd == n {
+                return Err(ChunkError::Corrupt("mixed chunk with one value type"));
+            }
+            nd
+        }
+        _ => unreachable!(),
+    };
+    let nl = n - nd;
+    let mut first_long = 0;
+    let mut long_plan = None;
+    if nl > 0 {
+        first_long = h.zz_varint()?;
+        if nl >= 2 {
+            long_plan = Some(IntPlan::read_header(&mut h)?);
+        }
+    }
+    let mut first_double = 0u64;
+    let mut double_plan = None;
+    if nd > 0 {
+        match scale {
+            Some(_) => {
+                first_double = h.zz_varint()? as u64;
+                if nd >= 2 {
+                    double_plan = Some(IntPlan::read_header(&mut h)?);
+                }
+            }
+            None => first_double = u64::from_le_bytes(h.bytes(8)?.try_into().unwrap()),
+        }
+    }
+
+    let mut r = BitReader::new(&bytes[h.pos..]);
+    let base = out.len();
+    out.reserve(n);
+    out.push((ts0, Value::Long(0)));
+    if let Some(plan) = &ts_plan {
+        let mut prev = ts0;
+        let mut unordered = false;
+        plan.read(&mut r, n - 1, |x| {
+            let ts = prev.wrapping_add(x);
+            unordered |= ts <= prev;
+            prev = ts;
+            out.push((ts, Value::Long(0)));
+        });
+        if unordered {
+            return Err(ChunkError::Corrupt("timestamps not increasing"));
+        }
+    }
+    let points = &mut out[base..];
+    if let Some(bm) = bitmap {
+        for (i, p) in points.iter_mut().enumerate() {
+            if bm[i / 8] >> (i % 8) & 1 != 0 {
+                p.1 = Value::Double(0.0);
+            }
+        }
+    }
+
+    if nl > 0 {
+        let mut slots = points.iter_mut().filter(|p| bitmap.is_none() || matches!(p.1, Value::Long(_)));
+        let mut v = first_long;
+        if let Some(s) = slots.next() {
+            s.1 = Value::Long(v);
+        }
+        if let Some(plan) = &long_plan {
+            plan.read(&mut r, nl - 1, |x| {
+                v = v.wrapping_add(x);
+                if let Some(s) = slots.next() {
+                    s.1 = Value::Long(v);
+                }
+            });
+        }
+    }
+    if nd > 0 {
+        let mut slots = points.iter_mut().filter(|p| bitmap.is_none() || matches!(p.1, Value::Double(_)));
+        match scale {
+            Some(e) => {
+                let div = POW10[e];
+                let mut m = first_double as i64;
+                if let Some(s) = slots.next() {
+                    s.1 = Value::Double(m as f64 / div);
+                }
+                if let Some(plan) = &double_plan {
+                    plan.read(&mut r, nd - 1, |x| {
+                        m = m.wrapping_add(x);
+                        if let Some(s) = slots.next() {
+                            s.1 = Value::Double(m as f64 / div);
+                        }
+                    });
+                }
+            }
+            None => {
+                if let Some(s) = slots.next() {
+                    s.1 = Value::Double(f64::from_bits(first_double));
+                }
+                read_xor(&mut r, first_double, nd - 1, |b| {
+                    if let Some(s) = slots.next() {
+                        s.1 = Value::Double(f64::from_bits(b));
+                    }
+                })?;
+            }
+        }
+    }
+    r.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Values compared by bits, so -0.0 vs 0.0 and NaN payloads count.
+    fn bits(points: &[(i64, Value)]) -> Vec<(i64, bool, u64)> {
+        points
+            .iter()
+            .map(|&(t, v)| match v {
+                Value::Long(l) => (t, false, l as u64),
+                Value::Double(d) => (t, true, d.to_bits()),
+            })
+            .collect()
+    }
+
+    fn roundtrip(points: &[(i64, Value)]) -> Vec<u8> {
+        let mut buf = vec![0xAA]; // encode must append, not overwrite
+        encode(points, &mut buf);
+        let mut back = vec![(7, Value::Long(7))];
+        decode(&buf[1..], &mut back).expect("decodes");
+        assert_eq!(bits(&back[1..]), bits(points));
+        assert_eq!(count(&buf[1..]), Ok(points.len()));
+        buf.remove(0);
+        buf
+    }
+
+    fn sorted_unique(mut ts: Vec<i64>) -> Vec<i64> {
+        ts.sort_unstable();
+        ts.dedup();
+        ts
+    }
+
+    /// splitmix64: deterministic data without a rand dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// The benchmark's shape (same as benches/chunk.rs): 360 points 10 s apart.
+    fn gauge_chunk(rng: &mut Rng, start: i64) -> Vec<(i64, Value)> {
+        let mut m: i64 = 2000 + rng.below(6000) as i64;
+        (0..360)
+            .map(|i| {
+                m = (m + rng.below(101) as i64 - 50).clamp(2000, 8000);
+                (start + i * 10_000, Value::Double(m as f64 / 100.0))
+            })
+            .collect()
+    }
+
+    fn counter_chunk(rng: &mut Rng, start: i64) -> Vec<(i64, Value)> {
+        let mut c: i64 = rng.below(1 << 40) as i64;
+        (0..360)
+            .map(|i| {
+                c += rng.below(1000) as i64;
+                (start + i * 10_000, Value::Long(c))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bytes_per_point_on_benchmark_shape() {
+        let mut rng = Rng(42);
+        for (name, make) in [("gauge", gauge_chunk as fn(&mut Rng, i64) -> _), ("counter", counter_chunk)] {
+            let (mut bytes, mut points) = (0, 0);
+            for c in 0..100 {
+                let chunk = make(&mut rng, 1_700_000_000_000 + c * 3_600_000);
+                bytes += roundtrip(&chunk).len();
+                points += chunk.len();
+            }
+            let bpp = bytes as f64 / points as f64;
+            println!("{name}: {bpp:.3} bytes/point");
+            assert!(bpp <= 2.0, "{name}: {bpp} bytes/point");
+        }
+    }
+
+    #[test]
+    fn edge_values_round_trip() {
+        let specials = [
+            0.0,
+            -0.0,
+            f64::MIN_POSITIVE,
+            f64::from_bits(1),
+            -f64::from_bits(1),
+            f64::MAX,
+            f64::MIN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            f64::from_bits(0x7ff8_dead_beef_0001),
+            9.223372036854776e18,
+            -9.223372036854776e18,
+            1e300,
+            0.1,
+            23.86,
+        ];
+        let doubles: Vec<_> = specials.iter().enumerate().map(|(i, &d)| (i as i64, Value::Double(d))).collect();
+        roundtrip(&doubles);
+        let longs: Vec<_> = [i64::MIN, i64::MAX, 0, -1, 1, i64::MIN, i64::MAX]
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (i as i64 * 1000 - 3000, Value::Long(l)))
+            .collect();
+        roundtrip(&longs);
+        // Extreme timestamps: the single delta wraps past i64::MAX.
+        roundtrip(&[(i64::MIN, Value::Long(1)), (0, Value::Double(-0.0)), (i64::MAX, Value::Long(i64::MIN))]);
+        // Each special alone (decimal path for some, XOR for the rest) and beside a decimal.
+        for &d in &specials {
+            roundtrip(&[(5, Value::Double(d))]);
+            roundtrip(&[(5, Value::Double(1.5)), (6, Value::Double(d)), (7, Value::Double(2.25))]);
+        }
+        roundtrip(&[]);
+    }
+
+    #[test]
+    fn decimal_path_is_used_for_two_decimal_gauges() {
+        let pts: Vec<_> = (0..100).map(|i| (i * 10_000, Value::Double(20.0 + (i % 7) as f64 * 0.25))).collect();
+        let mut buf = Vec::new();
+        encode(&pts, &mut buf);
+        assert!(buf.len() < 100, "{} bytes", buf.len());
+    }
+
+    #[test]
+    fn constant_series_is_tiny_but_padded() {
+        let pts: Vec<_> = (0..10_000).map(|i| (i * 1000, Value::Long(5))).collect();
+        let buf = roundtrip(&pts);
+        assert_eq!(buf.len(), 10_000usize.div_ceil(64));
+    }
+
+    #[test]
+    fn unsorted_input_is_sorted_last_wins() {
+        let mut buf = Vec::new();
+        encode(&[(3, Value::Long(1)), (1, Value::Long(2)), (3, Value::Long(3)), (2, Value::Double(0.5))], &mut buf);
+        let mut out = Vec::new();
+        decode(&buf, &mut out).unwrap();
+        assert_eq!(out, vec![(1, Value::Long(2)), (2, Value::Double(0.5)), (3, Value::Long(3))]);
+    }
+
+    #[test]
+    fn unknown_kind_and_empty_are_errors() {
+        let mut buf = Vec::new();
+        encode(&[(1, Value::Long(1))], &mut buf);
+        buf[0] = 0x02;
+        assert_eq!(decode(&buf, &mut Vec::new()), Err(ChunkError::UnknownKind(2)));
+        assert_eq!(count(&buf), Err(ChunkError::UnknownKind(2)));
+        assert_eq!(merge(None, [&buf[..]], &mut Vec::new()), Err(ChunkError::UnknownKind(2)));
+        assert_eq!(decode(&[], &mut Vec::new()), Err(ChunkError::Truncated));
+        let mut keep = vec![(0, Value::Long(0))];
+        assert!(decode(&buf[..buf.len() - 1], &mut keep).is_err());
+        assert_eq!(keep.len(), 1, "a failed decode leaves out unchanged");
+    }
+
+    fn chunk(points: &[(i64, Value)]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        encode(points, &mut buf);
+        buf
+    }
+
+    fn merged(existing: Option<&[(i64, Value)]>, ops: &[&[(i64, Value)]]) -> Vec<(i64, Value)> {
+        let e = existing.map(chunk);
+        let ops: Vec<Vec<u8>> = ops.iter().map(|o| chunk(o)).collect();
+        let mut out = Vec::new();
+        merge(e.as_deref(), ops.iter().map(|o| o.as_slice()), &mut out).unwrap();
+        let mut pts = Vec::new();
+        decode(&out, &mut pts).unwrap();
+        pts
+    }
+
+    #[test]
+    fn merge_later_operand_wins_and_interleaves() {
+        use Value::{Double as D, Long as L};
+        let e = [(10, L(1)), (20, L(2)), (30, L(3))];
+        assert_eq!(
+            merged(Some(&e), &[&[(20, D(2.5)), (25, L(9))], &[(5, L(0)), (30, L(33))], &[], &[(40, L(4))]]),
+            vec![(5, L(0)), (10, L(1)), (20, D(2.5)), (25, L(9)), (30, L(33)), (40, L(4))]
+        );
+        assert_eq!(merged(None, &[&[(1, L(1))], &[(1, L(2))], &[(1, L(3))]]), vec![(1, L(3))]);
+        assert_eq!(merged(None, &[]), vec![]);
+        assert_eq!(merged(Some(&[]), &[&[]]), vec![]);
+        assert_eq!(merged(Some(&e), &[]), e.to_vec());
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<i64>().prop_map(Value::Long),
+            (-1000i64..1000).prop_map(Value::Long),
+            any::<u64>().prop_map(|b| Value::Double(f64::from_bits(b))),
+            (any::<i32>(), 0..8i32).prop_map(|(m, e)| Value::Double(m as f64 / 10f64.powi(e))),
+            (-100i64..100).prop_map(|m| Value::Double(m as f64 / 100.0)),
+        ]
+    }
+
+    fn timestamps() -> impl Strategy<Value = Vec<i64>> {
+        prop_oneof![
+            prop::collection::vec(any::<i64>(), 0..200),
+            prop::collection::vec(-1_000_000i64..1_000_000, 0..200),
+            (any::<i64>(), 1..100_000i64, prop::collection::vec(0..3i64, 0..400)).prop_map(|(s, step, jit)| {
+                jit.iter().enumerate().map(|(i, j)| s.wrapping_add((i as i64).wrapping_mul(step) + j)).collect()
+            }),
+        ]
+        .prop_map(sorted_unique)
+    }
+
+    /// Points with one value-type regime per chunk most of the time (the realistic case
+    /// exercises the all-long / all-double / decimal paths), mixed otherwise.
+    fn points() -> impl Strategy<Value = Vec<(i64, Value)>> {
+        (timestamps(), 0..4u8).prop_flat_map(|(ts, regime)| {
+            let n = ts.len();
+            let vals = match regime {
+                0 => prop::collection::vec(value(), n).boxed(),
+                1 => prop::collection::vec(any::<i64>().prop_map(Value::Long), n).boxed(),
+                2 => prop::collection::vec((-5000i64..5000).prop_map(|m| Value::Double(m as f64 / 100.0)), n).boxed(),
+                _ => prop::collection::vec(any::<u64>().prop_map(|b| Value::Double(f64::from_bits(b))), n).boxed(),
+            };
+            vals.prop_map(move |v| ts.iter().copied().zip(v).collect::<Vec<_>>())
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn prop_round_trip(pts in points()) {
+            roundtrip(&pts);
+        }
+
+        #[test]
+        fn prop_merge_matches_model(
+            existing in prop::option::of(points()),
+            ops in prop::collection::vec(points(), 0..6),
+        ) {
+            let mut model = std::collections::BTreeMap::new();
+            for p in existing.iter().chain(&ops).flatten() {
+                model.insert(p.0, p.1);
+            }
+            let model: Vec<_> = model.into_iter().collect();
+            let ops_ref: Vec<&[(i64, Value)]> = ops.iter().map(|o| o.as_slice()).collect();
+            prop_assert_eq!(bits(&merged(existing.as_deref(), &ops_ref)), bits(&model));
+        }
+
+        #[test]
+        fn prop_garbage_never_panics(mut bytes in prop::collection::vec(any::<u8>(), 0..300), kind in any::<bool>()) {
+            if kind && !bytes.is_empty() {
+                bytes[0] = KIND_POINTS_V1;
+            }
+            let mut out = Vec::new();
+            if decode(&bytes, &mut out).is_ok() {
+                prop_assert!(out.len() as u64 <= MAX_POINTS_PER_BYTE * bytes.len() as u64);
+                prop_assert!(out.windows(2).all(|w| w[0].0 < w[1].0));
+            }
+            let _ = count(&bytes);
+            let _ = merge(Some(&bytes), [&bytes[..], &bytes[..]], &mut Vec::new());
+        }
+
+        #[test]
+        fn prop_damaged_chunks_never_panic(pts in points(), at in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
+            let good = chunk(&pts);
+            let mut bad = good.clone();
+            let i = at.index(bad.len());
+            bad[i] ^= byte | 1;
+            let _ = decode(&bad, &mut Vec::new());
+            let _ = merge(Some(&good), [&bad[..]], &mut Vec::new());
+            let cut = &good[..cut.index(good.len())];
+            let mut out = Vec::new();
+            prop_assert!(decode(cut, &mut out).is_err() || out.len() <= pts.len());
+        }
+    }
+}

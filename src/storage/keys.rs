@@ -1,0 +1,123 @@
+//! Byte layouts of the keys in each column family (see DESIGN.md, "Storage layout").
+//!
+//! Integers are big-endian so byte order is numeric order; timestamps have their sign
+//! bit flipped for the same reason. Strings reuse the escaped, terminated form of
+//! [`kairos_protocols::series_key`], so no name can forge another's prefix.
+
+use kairos_protocols::series_key;
+
+pub type SeriesId = u64;
+
+/// An i64 whose big-endian bytes sort like the number.
+pub fn ordered_i64(v: i64) -> [u8; 8] {
+    ((v as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub fn from_ordered_i64(b: [u8; 8]) -> i64 {
+    (u64::from_be_bytes(b) ^ (1 << 63)) as i64
+}
+
+/// The start of the bucket holding `ts` (floor division, so negative times work).
+pub fn bucket_start(ts: i64, width: i64) -> i64 {
+    ts - ts.rem_euclid(width)
+}
+
+/// `points` key: series id, then bucket start.
+pub fn point_key(series: SeriesId, bucket: i64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&series.to_be_bytes());
+    key[8..].copy_from_slice(&ordered_i64(bucket));
+    key
+}
+
+/// Splits a `points` key; `None` if it has the wrong length.
+pub fn parse_point_key(key: &[u8]) -> Option<(SeriesId, i64)> {
+    let key: &[u8; 16] = key.try_into().ok()?;
+    let series = u64::from_be_bytes(key[..8].try_into().ok()?);
+    Some((series, from_ordered_i64(key[8..].try_into().ok()?)))
+}
+
+/// `tag_index` key: metric, tag name, tag value, series id.
+pub fn tag_index_key(metric: &str, name: &str, value: &str, series: SeriesId) -> Vec<u8> {
+    let mut key = tag_index_prefix(metric, name, Some(value));
+    key.extend_from_slice(&series.to_be_bytes());
+    key
+}
+
+/// Prefix of every `tag_index` key of `metric` and tag `name` (and `value`, if given).
+pub fn tag_index_prefix(metric: &str, name: &str, value: Option<&str>) -> Vec<u8> {
+    let mut key = Vec::with_capacity(metric.len() + name.len() + 24);
+    series_key::push_str(&mut key, metric);
+    series_key::push_str(&mut key, name);
+    if let Some(value) = value {
+        series_key::push_str(&mut key, value);
+    }
+    key
+}
+
+/// What a `names` entry names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum NameKind {
+    Metric = b'm',
+    TagName = b'k',
+    TagValue = b'v',
+}
+
+/// `names` key: kind byte, then the raw UTF-8 name (so a byte prefix is a string prefix).
+pub fn name_key(kind: NameKind, name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(name.len() + 1);
+    key.push(kind as u8);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// The smallest key greater than every key starting with `prefix`, if any.
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last != 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordered_i64_sorts_numerically() {
+        let vals = [i64::MIN, -5000, -1, 0, 1, 1_700_000_000_000, i64::MAX];
+        for w in vals.windows(2) {
+            assert!(ordered_i64(w[0]) < ordered_i64(w[1]));
+            assert_eq!(from_ordered_i64(ordered_i64(w[0])), w[0]);
+        }
+    }
+
+    #[test]
+    fn buckets_floor_negative_times() {
+        assert_eq!(bucket_start(7_199_999, 7_200_000), 0);
+        assert_eq!(bucket_start(7_200_000, 7_200_000), 7_200_000);
+        assert_eq!(bucket_start(-1, 7_200_000), -7_200_000);
+    }
+
+    #[test]
+    fn point_keys_round_trip_and_sort_by_series_then_time() {
+        let a = point_key(1, -7_200_000);
+        let b = point_key(1, 0);
+        let c = point_key(2, i64::MIN);
+        assert!(a < b && b < c);
+        assert_eq!(parse_point_key(&a), Some((1, -7_200_000)));
+        assert_eq!(parse_point_key(b"short"), None);
+    }
+
+    #[test]
+    fn prefix_end_is_exclusive_upper_bound() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff\xff"), None);
+    }
+}

@@ -1,0 +1,351 @@
+//! The RocksDB store: column families, schema check, the chunk merge operator, and
+//! the read paths queries use. The writer ([`crate::writer`]) is the only code that
+//! writes to it.
+
+pub mod chunk;
+pub mod keys;
+
+use std::path::{Path, PathBuf};
+
+use kairos_protocols::{series_key, Value};
+use rocksdb::{
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, MergeOperands, Options,
+    ReadOptions, WriteBatch, WriteOptions, DB,
+};
+
+pub use keys::SeriesId;
+
+/// Bumped whenever a key or value layout changes incompatibly.
+pub const SCHEMA_VERSION: u32 = 1;
+
+pub const CF_META: &str = "meta";
+pub const CF_SERIES: &str = "series";
+pub const CF_SERIES_BY_ID: &str = "series_by_id";
+pub const CF_TAG_INDEX: &str = "tag_index";
+pub const CF_NAMES: &str = "names";
+pub const CF_POINTS: &str = "points";
+const ALL_CFS: [&str; 6] = [CF_META, CF_SERIES, CF_SERIES_BY_ID, CF_TAG_INDEX, CF_NAMES, CF_POINTS];
+
+const META_SCHEMA_VERSION: &[u8] = b"schema_version";
+const META_BUCKET_WIDTH: &[u8] = b"bucket_width_ms";
+pub const META_NEXT_SERIES_ID: &[u8] = b"next_series_id";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open store at {path}: {source}")]
+    Open { path: PathBuf, source: rocksdb::Error },
+    #[error(
+        "store at {path} has schema version {found}, this kairosd reads version {SCHEMA_VERSION}; \
+         use a kairosd that matches the store, or a new data directory"
+    )]
+    Schema { path: PathBuf, found: String },
+    #[error("storage error: {0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("corrupt {what} in column family {cf}")]
+    Corrupt { cf: &'static str, what: &'static str },
+}
+
+/// The open database. Shared (`Arc`) by the writer thread and the query handlers.
+pub struct Store {
+    db: DB,
+    path: PathBuf,
+    bucket_width: i64,
+}
+
+fn points_cf_options() -> Options {
+    let mut opts = Options::default();
+    opts.set_merge_operator("kairosd.chunk.v1", merge_chunks, merge_chunks);
+    opts.set_write_buffer_size(64 << 20);
+    opts.set_max_write_buffer_number(4);
+    opts.set_min_write_buffer_number_to_merge(1);
+    opts.set_target_file_size_base(64 << 20);
+    opts.set_max_bytes_for_level_base(256 << 20);
+    // Chunks are already compact; LZ4 is nearly free, ZSTD pays off where data settles.
+    opts.set_compression_type(DBCompressionType::Lz4);
+    opts.set_bottommost_compression_type(DBCompressionType::Zstd);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_size(16 << 10);
+    opts.set_block_based_table_factory(&table);
+    opts
+}
+
+fn index_cf_options() -> Options {
+    let mut opts = Options::default();
+    opts.set_write_buffer_size(16 << 20);
+    opts.set_compression_type(DBCompressionType::Lz4);
+    opts
+}
+
+/// RocksDB merge operator of the `points` column family: folds chunks by timestamp,
+/// the later operand winning a tie. An operand that cannot be decoded is skipped and
+/// logged rather than failing every read and compaction of its key forever.
+fn merge_chunks(key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    match chunk::merge(existing, operands.iter(), &mut out) {
+        Ok(()) => Some(out),
+        Err(err) => {
+            tracing::error!(key = ?keys::parse_point_key(key), %err, "undecodable chunk operand; merging the readable ones");
+            let readable = existing
+                .into_iter()
+                .chain(operands.iter())
+                .filter(|op| chunk::count(op).is_ok())
+                .collect::<Vec<_>>();
+            out.clear();
+            let (first, rest) = readable.split_first().map(|(f, r)| (Some(*f), r)).unwrap_or((None, &[]));
+            chunk::merge(first, rest.iter().copied(), &mut out).ok()?;
+            Some(out)
+        }
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`. `bucket_width` applies only to a new
+    /// store; an existing one keeps the width it was created with.
+    pub fn open(dir: &Path, bucket_width: i64) -> Result<Store, StoreError> {
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_background_jobs(2);
+        db_opts.increase_parallelism(2);
+        db_opts.set_bytes_per_sync(1 << 20);
+        db_opts.set_keep_log_file_num(4);
+        let cfs = ALL_CFS.iter().map(|&name| {
+            let opts = match name {
+                CF_POINTS => points_cf_options(),
+                _ => index_cf_options(),
+            };
+            ColumnFamilyDescriptor::new(name, opts)
+        });
+        let db = DB::open_cf_descriptors(&db_opts, dir, cfs).map_err(|source| StoreError::Open {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut store = Store {
+            db,
+            path: dir.to_path_buf(),
+            bucket_width,
+        };
+        store.check_schema(bucket_width)?;
+        Ok(store)
+    }
+
+    fn check_schema(&mut self, bucket_width: i64) -> Result<(), StoreError> {
+        let meta = self.cf(CF_META);
+        match self.db.get_cf(meta, META_SCHEMA_VERSION)? {
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_slice()).ok().map(u32::from_be_bytes);
+                if found != Some(SCHEMA_VERSION) {
+                    let found = found.map(|v| v.to_string()).unwrap_or_else(|| format!("{v:?}"));
+                    return Err(StoreError::Schema { path: self.path.clone(), found });
+                }
+                let width = self.db.get_cf(meta, META_BUCKET_WIDTH)?.and_then(|w| <[u8; 8]>::try_from(w.as_slice()).ok());
+                let width = width.map(i64::from_be_bytes).filter(|&w| w > 0);
+                self.bucket_width = width.ok_or(StoreError::Corrupt { cf: CF_META, what: "bucket width" })?;
+                if self.bucket_width != bucket_width {
+                    tracing::warn!(
+                        stored = self.bucket_width,
+                        configured = bucket_width,
+                        "kairosd.storage.bucket_width_ms differs from the store's; keeping the store's"
+                    );
+                }
+            }
+            None => {
+                let mut batch = WriteBatch::default();
+                batch.put_cf(meta, META_SCHEMA_VERSION, SCHEMA_VERSION.to_be_bytes());
+                batch.put_cf(meta, META_BUCKET_WIDTH, bucket_width.to_be_bytes());
+                let mut sync = WriteOptions::default();
+                sync.set_sync(true);
+                self.db.write_opt(batch, &sync)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn bucket_width(&self) -> i64 {
+        self.bucket_width
+    }
+
+    pub fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db.cf_handle(name).expect("every column family is created at open")
+    }
+
+    /// The next unused series id, as last committed.
+    pub fn next_series_id(&self) -> Result<SeriesId, StoreError> {
+        match self.db.get_cf(self.cf(CF_META), META_NEXT_SERIES_ID)? {
+            None => Ok(1),
+            Some(v) => <[u8; 8]>::try_from(v.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt { cf: CF_META, what: "next series id" }),
+        }
+    }
+
+    /// The id of the series with canonical key `key`, if it exists.
+    pub fn series_id(&self, key: &[u8]) -> Result<Option<SeriesId>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(CF_SERIES), key)? {
+            None => Ok(None),
+            Some(v) => <[u8; 8]>::try_from(&v[..])
+                .map(|b| Some(u64::from_be_bytes(b)))
+                .map_err(|_| StoreError::Corrupt { cf: CF_SERIES, what: "series id" }),
+        }
+    }
+
+    /// Commits one group of writes; `sync` fsyncs the WAL first.
+    pub fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StoreError> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        self.db.write_opt(batch, &opts)?;
+        Ok(())
+    }
+
+    /// Forces the WAL to disk (the background durability bound when writes are unsynced).
+    pub fn sync_wal(&self) -> Result<(), StoreError> {
+        self.db.flush_wal(true)?;
+        Ok(())
+    }
+
+    /// Calls `f(key, value)` for every key of `cf` starting with `prefix`, in order,
+    /// until `f` returns false.
+    pub fn scan_prefix(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut opts = ReadOptions::default();
+        if let Some(end) = keys::prefix_end(prefix) {
+            opts.set_iterate_upper_bound(end);
+        }
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf), opts);
+        it.seek(prefix);
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            if !f(k, v) {
+                break;
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(())
+    }
+
+    /// Names of the given kind starting with `prefix`, sorted.
+    pub fn names(&self, kind: keys::NameKind, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        self.scan_prefix(CF_NAMES, &keys::name_key(kind, prefix), |k, _| {
+            out.push(String::from_utf8_lossy(&k[1..]).into_owned());
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Every series of `metric` with its id and tags.
+    pub fn series_of_metric(&self, metric: &str) -> Result<Vec<(SeriesId, Vec<(String, String)>)>, StoreError> {
+        let mut out = Vec::new();
+        let mut bad = false;
+        self.scan_prefix(CF_SERIES, &series_key::metric_prefix(metric), |k, v| {
+            match (series_key::decode(k), <[u8; 8]>::try_from(v)) {
+                (Ok((_, tags)), Ok(id)) => out.push((u64::from_be_bytes(id), tags)),
+                _ => bad = true,
+            }
+            true
+        })?;
+        if bad {
+            return Err(StoreError::Corrupt { cf: CF_SERIES, what: "series entry" });
+        }
+        Ok(out)
+    }
+
+    /// Ids of the series of `metric` that carry tag `name` with value `value`.
+    pub fn series_with_tag(&self, metric: &str, name: &str, value: &str) -> Result<Vec<SeriesId>, StoreError> {
+        let prefix = keys::tag_index_prefix(metric, name, Some(value));
+        let mut out = Vec::new();
+        self.scan_prefix(CF_TAG_INDEX, &prefix, |k, _| {
+            if let Ok(id) = <[u8; 8]>::try_from(&k[prefix.len()..]) {
+                out.push(u64::from_be_bytes(id));
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Every value of tag `name` on `metric`'s series, with the series carrying it.
+    pub fn tag_values(&self, metric: &str, name: &str) -> Result<Vec<(String, SeriesId)>, StoreError> {
+        let prefix = keys::tag_index_prefix(metric, name, None);
+        let mut out = Vec::new();
+        let mut bad = false;
+        self.scan_prefix(CF_TAG_INDEX, &prefix, |k, _| {
+            let rest = &k[prefix.len()..];
+            match series_key::read_str(rest) {
+                Ok((value, id)) if id.len() == 8 => {
+                    out.push((value, u64::from_be_bytes(id.try_into().expect("length checked"))));
+                }
+                _ => bad = true,
+            }
+            true
+        })?;
+        if bad {
+            return Err(StoreError::Corrupt { cf: CF_TAG_INDEX, what: "tag index entry" });
+        }
+        Ok(out)
+    }
+
+    /// The metric and tags of series `id`.
+    pub fn series_by_id(&self, id: SeriesId) -> Result<Option<(String, Vec<(String, String)>)>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(CF_SERIES_BY_ID), id.to_be_bytes())? {
+            None => Ok(None),
+            Some(v) => series_key::decode(&v)
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt { cf: CF_SERIES_BY_ID, what: "series key" }),
+        }
+    }
+
+    /// Appends the points of series `id` with `start <= ts <= end` to `out`, in time
+    /// order. Returns how many were appended.
+    pub fn read_points(
+        &self,
+        id: SeriesId,
+        start: i64,
+        end: i64,
+        out: &mut Vec<(i64, Value)>,
+    ) -> Result<usize, StoreError> {
+        let before = out.len();
+        let first = keys::point_key(id, keys::bucket_start(start, self.bucket_width));
+        let mut opts = ReadOptions::default();
+        let last_bucket = keys::bucket_start(end, self.bucket_width);
+        match keys::prefix_end(&keys::point_key(id, last_bucket)) {
+            Some(upper) => opts.set_iterate_upper_bound(upper),
+            None => opts.set_iterate_upper_bound(keys::prefix_end(&id.to_be_bytes()).unwrap_or_default()),
+        }
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_POINTS), opts);
+        it.seek(first);
+        let mut scratch = Vec::new();
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            if keys::parse_point_key(k).map(|(s, _)| s) != Some(id) {
+                break;
+            }
+            scratch.clear();
+            chunk::decode(v, &mut scratch).map_err(|_| StoreError::Corrupt { cf: CF_POINTS, what: "chunk" })?;
+            out.extend(scratch.iter().filter(|(ts, _)| *ts >= start && *ts <= end));
+            it.next();
+        }
+        it.status()?;
+        Ok(out.len() - before)
+    }
+
+    /// Compacts every column family fully (benchmarks and the disk-usage figure).
+    pub fn compact(&self) {
+        for name in ALL_CFS {
+            self.db.compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
+        }
+    }
+
+    /// An integer RocksDB property of `cf`, e.g. `rocksdb.estimate-num-keys`.
+    pub fn property(&self, cf: &str, name: &str) -> Option<u64> {
+        self.db.property_int_value_cf(self.cf(cf), name).ok().flatten()
+    }
+}

@@ -1,0 +1,139 @@
+//! The telnet listener (`put`, `putm`, `version` on 4242).
+//!
+//! One task per connection reads into a buffer, frames lines in place, parses them
+//! into a [`PointBatch`] and hands the batch to the writer once per read. A bad line
+//! is logged with the peer address, counted and skipped; the connection stays open.
+//! While the writer is behind, `submit` waits and the task stops reading, which is
+//! TCP backpressure on that sender alone.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use kairos_protocols::telnet::{self, Line, Scratch};
+use kairos_protocols::PointBatch;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::framing::{Frame, LineFramer};
+use crate::ingest::IngestHandle;
+use crate::metrics::{Metrics, Protocol};
+
+const READ_BUFFER: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct TelnetContext {
+    pub ingest: IngestHandle,
+    pub metrics: Arc<Metrics>,
+    pub max_line: usize,
+    pub version: Arc<str>,
+}
+
+/// Accepts connections until `shutdown`, at most `max_connections` at once.
+pub async fn serve(listener: TcpListener, ctx: TelnetContext, max_connections: usize, shutdown: CancellationToken) {
+    let limit = Arc::new(Semaphore::new(max_connections));
+    let tasks = tokio_util::task::TaskTracker::new();
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&limit).acquire_owned() => p.expect("never closed"),
+            _ = shutdown.cancelled() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(err) => {
+                    tracing::warn!(%err, "telnet accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            ctx.metrics.telnet_connections.fetch_add(1, Relaxed);
+            if let Err(err) = connection(stream, peer, &ctx, shutdown).await {
+                tracing::debug!(%peer, %err, "telnet connection ended with an error");
+            }
+            ctx.metrics.telnet_connections.fetch_sub(1, Relaxed);
+            drop(permit);
+        });
+    }
+    tasks.close();
+    tasks.wait().await;
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    ctx: &TelnetContext,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut buf = BytesMut::with_capacity(READ_BUFFER);
+    let mut framer = LineFramer::new(ctx.max_line);
+    let mut scratch = Scratch::default();
+    loop {
+        if buf.capacity() - buf.len() < READ_BUFFER / 4 {
+            buf.reserve(READ_BUFFER);
+        }
+        let n = tokio::select! {
+            r = stream.read_buf(&mut buf) => r?,
+            _ = shutdown.cancelled() => 0,
+        };
+        if n == 0 {
+            let partial = framer.partial_len(&buf);
+            if partial > 0 {
+                tracing::warn!(%peer, bytes = partial, "connection closed in the middle of a line; that line is discarded (end every command with a newline)");
+                ctx.metrics.rejected(Protocol::Telnet, 1);
+            }
+            return Ok(());
+        }
+        let mut batch = PointBatch::with_capacity(1024, 32 * 1024);
+        let mut versions = 0;
+        let mut rejected = 0;
+        framer.drain(&mut buf, |frame| match frame {
+            Frame::Line(line) => match telnet::parse_line(line, &mut batch, &mut scratch) {
+                Ok(Line::Point) | Ok(Line::Blank) => {}
+                Ok(Line::Version) => versions += 1,
+                Err(err) => {
+                    rejected += 1;
+                    tracing::warn!(%peer, line = %quote(line), "{err}");
+                }
+            },
+            Frame::TooLong { len } => {
+                rejected += 1;
+                ctx.metrics.lines_too_long.fetch_add(1, Relaxed);
+                tracing::warn!(%peer, len, max = ctx.max_line, "line longer than kairosdb.telnetserver.max_command_size discarded");
+            }
+        });
+        if rejected > 0 {
+            ctx.metrics.rejected(Protocol::Telnet, rejected);
+        }
+        if !batch.is_empty() {
+            ctx.metrics.accepted(Protocol::Telnet, batch.len());
+            if ctx.ingest.submit(batch).await.is_err() {
+                tracing::warn!(%peer, "shutting down; closing telnet connection");
+                return Ok(());
+            }
+        }
+        for _ in 0..versions {
+            stream.write_all(ctx.version.as_bytes()).await?;
+            stream.write_all(b"\n").await?;
+        }
+    }
+}
+
+/// A line as it may appear in a log: lossy UTF-8, at most 200 bytes.
+fn quote(line: &[u8]) -> String {
+    let cut = &line[..line.len().min(200)];
+    let mut s = String::from_utf8_lossy(cut).trim_end().to_string();
+    if line.len() > cut.len() {
+        s.push('…');
+    }
+    s
+}
