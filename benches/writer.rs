@@ -35,7 +35,8 @@ fn writer(c: &mut Criterion) {
     let store = Arc::new(Store::open(dir.path(), 7_200_000).unwrap());
     let config = WriterConfig {
         batch_points: POINTS_PER_FLUSH,
-        flush_interval: std::time::Duration::from_millis(20),
+        flush_interval: std::time::Duration::from_millis(200),
+        ack_flush_interval: std::time::Duration::from_millis(10),
         sync: false,
         wal_sync_interval: None,
     };

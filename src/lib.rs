@@ -2,15 +2,15 @@
 //!
 //! # Layout
 //!
-//! - [`config`] / [`properties`]: `kairos.properties` and its keys.
-//! - [`server`]: starts the store, the writer and the listeners; shuts them down in order.
-//! - [`telnet`] with [`framing`]: the `put` listener on 4242.
-//! - [`http`]: the REST API (ingest, query, metadata, health, `/metrics`).
-//! - [`ingest`]: the bounded, permit-counted queue between listeners and the writer.
-//! - [`writer`]: the single thread that allocates series ids and group-commits batches.
-//! - [`storage`]: RocksDB column families, key layouts, the chunk codec and merge operator.
-//! - [`query`]: raw-point queries and their JSON.
-//! - [`metrics`]: self-metrics.
+//! - [`config`] / [`properties`] — `kairos.properties` and its keys.
+//! - [`server`] — starts the store, the writer and the listeners; shuts them down in order.
+//! - [`telnet`] with [`framing`] — the `put` listener on 4242.
+//! - [`http`] — the REST API (ingest, query, metadata, health, `/metrics`).
+//! - [`ingest`] — the bounded, permit-counted queue between listeners and the writer.
+//! - [`writer`] — the single thread that allocates series ids and group-commits batches.
+//! - [`storage`] — RocksDB column families, key layouts, the chunk codec and merge operator.
+//! - [`query`] — raw-point queries and their JSON.
+//! - [`metrics`] — self-metrics.
 //!
 //! Decoding of every wire format lives in the IO-free `kairos-protocols` crate.
 

@@ -56,6 +56,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let writer_config = WriterConfig {
         batch_points: config.writer_batch_points,
         flush_interval: config.writer_flush_interval,
+        ack_flush_interval: config.writer_ack_flush_interval,
         sync: config.wal_sync == WalSync::Always,
         wal_sync_interval: (!config.wal_flush_interval.is_zero()).then_some(config.wal_flush_interval),
     };

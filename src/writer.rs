@@ -27,6 +27,9 @@ pub struct WriterConfig {
     pub batch_points: usize,
     /// Commit at the latest this long after the first pending point arrived.
     pub flush_interval: Duration,
+    /// ... or this long, when a sender is waiting for the commit (REST). Telnet senders
+    /// wait for nothing, so their points can gather into bigger chunks.
+    pub ack_flush_interval: Duration,
     /// fsync the WAL on every commit.
     pub sync: bool,
     /// Without `sync`, fsync the WAL this often while there are unsynced writes.
@@ -103,7 +106,12 @@ impl Writer {
             };
             let disconnected = match received {
                 Ok(req) => {
-                    flush_at.get_or_insert_with(|| Instant::now() + self.config.flush_interval);
+                    let now = Instant::now();
+                    let mut at = *flush_at.get_or_insert(now + self.config.flush_interval);
+                    if req.ack.is_some() {
+                        at = at.min(now + self.config.ack_flush_interval);
+                    }
+                    flush_at = Some(at);
                     pending_points += req.batch.len();
                     pending.push(req);
                     false
@@ -202,7 +210,7 @@ impl Writer {
         if !self.created.is_empty() {
             batch.put_cf(self.store.cf(CF_META), crate::storage::META_NEXT_SERIES_ID, self.next_id.to_be_bytes());
         }
-        self.entries.sort_unstable_by(|a, b| (a.series, a.ts, a.seq).cmp(&(b.series, b.ts, b.seq)));
+        self.entries.sort_unstable_by_key(|e| (e.series, e.ts, e.seq));
         let width = self.store.bucket_width();
         let points_cf = self.store.cf(CF_POINTS);
         let mut i = 0;

@@ -26,7 +26,9 @@ pub const QUOTE_LIMIT: usize = 64;
 pub enum NumberError {
     #[error("'{0}' has no digits")]
     MissingDigits(String),
-    #[error("'{0}' is not a whole number (only an optional '-' followed by the digits 0-9 is allowed)")]
+    #[error(
+        "'{0}' is not a whole number (only an optional '-' followed by the digits 0-9 is allowed)"
+    )]
     NotInteger(String),
     #[error("'{0}' is out of range for a 64-bit integer")]
     OutOfRange(String),
@@ -42,7 +44,7 @@ pub fn quote(bytes: &[u8]) -> String {
     }
     let mut cut = QUOTE_LIMIT;
     // Back up to a UTF-8 boundary so a multi-byte character is not split.
-    while cut > QUOTE_LIMIT - 3 && cut > 0 && (bytes[cut] & 0xC0) == 0x80 {
+    while cut > QUOTE_LIMIT - 3 && (bytes[cut] & 0xC0) == 0x80 {
         cut -= 1;
     }
     let mut s: String = match String::from_utf8_lossy(&bytes[..cut]) {
@@ -74,16 +76,27 @@ pub fn parse_long(s: &[u8]) -> Result<i64, NumberError> {
             return Err(NumberError::NotInteger(quote(s)));
         }
         // Keep scanning after an overflow: a later non-digit makes it malformed instead.
-        match magnitude.checked_mul(10).and_then(|m| m.checked_add(u64::from(d))) {
+        match magnitude
+            .checked_mul(10)
+            .and_then(|m| m.checked_add(u64::from(d)))
+        {
             Some(m) => magnitude = m,
             None => overflow = true,
         }
     }
-    let limit = if negative { 1u64 << 63 } else { i64::MAX as u64 };
+    let limit = if negative {
+        1u64 << 63
+    } else {
+        i64::MAX as u64
+    };
     if overflow || magnitude > limit {
         return Err(NumberError::OutOfRange(quote(s)));
     }
-    Ok(if negative { (magnitude as i64).wrapping_neg() } else { magnitude as i64 })
+    Ok(if negative {
+        (magnitude as i64).wrapping_neg()
+    } else {
+        magnitude as i64
+    })
 }
 
 /// A string accepted by Java's `Double.parseDouble`, before conversion.
@@ -115,7 +128,10 @@ fn suffix(i: &[u8]) -> IResult<&[u8], Option<char>> {
 }
 
 fn decimal(i: &[u8]) -> IResult<&[u8], JavaDouble<'_>> {
-    let mantissa = alt((recognize((digit1, opt((char('.'), digit0)))), recognize((char('.'), digit1))));
+    let mantissa = alt((
+        recognize((digit1, opt((char('.'), digit0)))),
+        recognize((char('.'), digit1)),
+    ));
     let exponent = opt((one_of("eE"), opt(one_of("+-")), digit1));
     map(
         terminated(recognize((opt(one_of("+-")), mantissa, exponent)), suffix),
@@ -126,14 +142,19 @@ fn decimal(i: &[u8]) -> IResult<&[u8], JavaDouble<'_>> {
 
 fn hex(i: &[u8]) -> IResult<&[u8], JavaDouble<'_>> {
     let digits = alt((
-        map((hex_digit1, opt(preceded(char('.'), hex_digit0))), |(int, frac)| {
-            (int, frac.unwrap_or_default())
-        }),
+        map(
+            (hex_digit1, opt(preceded(char('.'), hex_digit0))),
+            |(int, frac)| (int, frac.unwrap_or_default()),
+        ),
         map(preceded(char('.'), hex_digit1), |frac| (&b""[..], frac)),
     ));
     map(
         terminated(
-            (sign, preceded(tag_no_case("0x"), digits), preceded(one_of("pP"), (sign, digit1))),
+            (
+                sign,
+                preceded(tag_no_case("0x"), digits),
+                preceded(one_of("pP"), (sign, digit1)),
+            ),
             suffix,
         ),
         |(negative, (int, frac), (exp_negative, exp))| {
@@ -153,7 +174,13 @@ fn hex(i: &[u8]) -> IResult<&[u8], JavaDouble<'_>> {
 /// callers refuse them, but with their own message instead of "not a number".
 fn special(i: &[u8]) -> IResult<&[u8], JavaDouble<'_>> {
     map(
-        (sign, alt((value(f64::NAN, tag("NaN")), value(f64::INFINITY, tag("Infinity"))))),
+        (
+            sign,
+            alt((
+                value(f64::NAN, tag("NaN")),
+                value(f64::INFINITY, tag("Infinity")),
+            )),
+        ),
         |(negative, v)| JavaDouble::Special(if negative { -v } else { v }),
     )
     .parse(i)
@@ -223,10 +250,9 @@ fn hex_to_f64(h: &HexFloat<'_>) -> f64 {
             }
         }
     }
-    let exp: i64 = h
-        .exp
-        .iter()
-        .fold(0i64, |acc, &b| (acc * 10 + i64::from(b - b'0')).min(EXP_CLAMP));
+    let exp: i64 = h.exp.iter().fold(0i64, |acc, &b| {
+        (acc * 10 + i64::from(b - b'0')).min(EXP_CLAMP)
+    });
     let exp = if h.exp_negative { -exp } else { exp };
     let magnitude = if mantissa == 0 {
         0.0
@@ -317,9 +343,9 @@ pub fn decimal_to_long(s: &[u8]) -> Result<(i64, bool), NumberError> {
         if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
             return Err(bad());
         }
-        exp = digits
-            .iter()
-            .fold(0i64, |acc, &b| (acc * 10 + i64::from(b - b'0')).min(EXP_CLAMP));
+        exp = digits.iter().fold(0i64, |acc, &b| {
+            (acc * 10 + i64::from(b - b'0')).min(EXP_CLAMP)
+        });
         if exp_negative {
             exp = -exp;
         }
@@ -353,11 +379,19 @@ pub fn decimal_to_long(s: &[u8]) -> Result<(i64, bool), NumberError> {
         return Err(NumberError::OutOfRange(quote(s)));
     }
     let exact = (whole_digits..total).all(|i| digit(i) == 0);
-    let limit = if negative { 1u64 << 63 } else { i64::MAX as u64 };
+    let limit = if negative {
+        1u64 << 63
+    } else {
+        i64::MAX as u64
+    };
     if magnitude > limit {
         return Err(NumberError::OutOfRange(quote(s)));
     }
-    let v = if negative { (magnitude as i64).wrapping_neg() } else { magnitude as i64 };
+    let v = if negative {
+        (magnitude as i64).wrapping_neg()
+    } else {
+        magnitude as i64
+    };
     Ok((v, exact))
 }
 
@@ -390,10 +424,22 @@ mod tests {
             ("1.5", NumberError::NotInteger("1.5".into())),
             ("NaN", NumberError::NotInteger("NaN".into())),
             ("--1", NumberError::NotInteger("--1".into())),
-            ("9223372036854775808", NumberError::OutOfRange("9223372036854775808".into())),
-            ("-9223372036854775809", NumberError::OutOfRange("-9223372036854775809".into())),
-            ("99999999999999999999999", NumberError::OutOfRange("99999999999999999999999".into())),
-            ("99999999999999999999999x", NumberError::NotInteger("99999999999999999999999x".into())),
+            (
+                "9223372036854775808",
+                NumberError::OutOfRange("9223372036854775808".into()),
+            ),
+            (
+                "-9223372036854775809",
+                NumberError::OutOfRange("-9223372036854775809".into()),
+            ),
+            (
+                "99999999999999999999999",
+                NumberError::OutOfRange("99999999999999999999999".into()),
+            ),
+            (
+                "99999999999999999999999x",
+                NumberError::NotInteger("99999999999999999999999x".into()),
+            ),
         ];
         for (s, e) in err {
             assert_eq!(parse_long(s.as_bytes()).as_ref(), Err(e), "{s}");
@@ -446,8 +492,27 @@ mod tests {
         assert!(parse_java_double(b"NaN").unwrap().is_nan());
         assert_eq!(parse_java_double(b"-Infinity"), Ok(f64::NEG_INFINITY));
         for s in [
-            "", ".", "+", "-.", "e5", "1.e", "1.5e+", "1.5x", "1.5ff", "0x1.8", "0x.p1", "0xp1", "1..5", "1.5.1",
-            "nan", "inf", "Infinityf", " 1.5", "1.5 ", "0x1.8p", "1,5",
+            "",
+            ".",
+            "+",
+            "-.",
+            "e5",
+            "1.e",
+            "1.5e+",
+            "1.5x",
+            "1.5ff",
+            "0x1.8",
+            "0x.p1",
+            "0xp1",
+            "1..5",
+            "1.5.1",
+            "nan",
+            "inf",
+            "Infinityf",
+            " 1.5",
+            "1.5 ",
+            "0x1.8p",
+            "1,5",
         ] {
             assert_eq!(
                 parse_java_double(s.as_bytes()),
@@ -481,11 +546,24 @@ mod tests {
         for &(s, v, exact) in ok {
             assert_eq!(decimal_to_long(s.as_bytes()), Ok((v, exact)), "{s}");
         }
-        for s in ["9223372036854775808", "1e19", "1e400", "-1e9999999999999999999999"] {
-            assert_eq!(decimal_to_long(s.as_bytes()), Err(NumberError::OutOfRange(s.into())), "{s}");
+        for s in [
+            "9223372036854775808",
+            "1e19",
+            "1e400",
+            "-1e9999999999999999999999",
+        ] {
+            assert_eq!(
+                decimal_to_long(s.as_bytes()),
+                Err(NumberError::OutOfRange(s.into())),
+                "{s}"
+            );
         }
         for s in ["", "-", ".", "abc", "1e", "1.5.5", "1x"] {
-            assert_eq!(decimal_to_long(s.as_bytes()), Err(NumberError::NotDecimal(s.into())), "{s}");
+            assert_eq!(
+                decimal_to_long(s.as_bytes()),
+                Err(NumberError::NotDecimal(s.into())),
+                "{s}"
+            );
         }
     }
 

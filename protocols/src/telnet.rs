@@ -36,7 +36,10 @@ pub enum TelnetError {
     #[error("Unsupported command: 'puts'; kairosd does not store string data points (send a number with put or putm)")]
     StringPut,
     #[error("{command} needs a metric name, a timestamp and a value: '{command} <metric> <timestamp> <value> [<tag>=<value> ...]' (got {fields} of the 3)")]
-    MissingFields { command: &'static str, fields: usize },
+    MissingFields {
+        command: &'static str,
+        fields: usize,
+    },
     #[error("metricName may not be empty.")]
     EmptyMetric,
     #[error("timestamp: {0}")]
@@ -78,8 +81,14 @@ struct TagSpan {
 const TTL_TAG: &[u8] = b"kairos_opt.ttl";
 
 /// Parses one line; see the module documentation.
-pub fn parse_line(line: &[u8], batch: &mut PointBatch, scratch: &mut Scratch) -> Result<Line, TelnetError> {
-    let text = std::str::from_utf8(line).map_err(|e| TelnetError::NotUtf8 { offset: e.valid_up_to() })?;
+pub fn parse_line(
+    line: &[u8],
+    batch: &mut PointBatch,
+    scratch: &mut Scratch,
+) -> Result<Line, TelnetError> {
+    let text = std::str::from_utf8(line).map_err(|e| TelnetError::NotUtf8 {
+        offset: e.valid_up_to(),
+    })?;
     let mut tokens = Tokens::new(line);
     let Some(command) = tokens.next() else {
         return Ok(Line::Blank);
@@ -101,7 +110,8 @@ pub fn parse_line(line: &[u8], batch: &mut PointBatch, scratch: &mut Scratch) ->
 
     // KairosDB's order of checks: timestamp, metric name, value, tags.
     let ts_raw = number::parse_long(&line[ts]).map_err(TelnetError::Timestamp)?;
-    let timestamp = timestamp::to_millis(ts_raw, unit).ok_or(TelnetError::TimestampOverflow(ts_raw))?;
+    let timestamp =
+        timestamp::to_millis(ts_raw, unit).ok_or(TelnetError::TimestampOverflow(ts_raw))?;
     if metric.is_empty() {
         return Err(TelnetError::EmptyMetric);
     }
@@ -120,7 +130,10 @@ pub fn parse_line(line: &[u8], batch: &mut PointBatch, scratch: &mut Scratch) ->
         }
     }
     tags.sort_unstable_by(|a, b| line[a.name.clone()].cmp(&line[b.name.clone()]));
-    if let Some(w) = tags.windows(2).find(|w| line[w[0].name.clone()] == line[w[1].name.clone()]) {
+    if let Some(w) = tags
+        .windows(2)
+        .find(|w| line[w[0].name.clone()] == line[w[1].name.clone()])
+    {
         return Err(TelnetError::DuplicateTag(quote(&line[w[0].name.clone()])));
     }
 
@@ -129,7 +142,9 @@ pub fn parse_line(line: &[u8], batch: &mut PointBatch, scratch: &mut Scratch) ->
         // KairosDB stores tag-less telnet points under `add=tag` (since 0.9).
         batch.push_parts(metric, [("add", "tag")], timestamp, value, ttl);
     } else {
-        let pairs = tags.iter().map(|t| (&text[t.name.clone()], &text[t.value.clone()]));
+        let pairs = tags
+            .iter()
+            .map(|t| (&text[t.name.clone()], &text[t.value.clone()]));
         batch.push_parts(metric, pairs, timestamp, value, ttl);
     }
     Ok(Line::Point)
@@ -137,14 +152,16 @@ pub fn parse_line(line: &[u8], batch: &mut PointBatch, scratch: &mut Scratch) ->
 
 /// A token with a `.` is a double in Java's grammar; anything else must be a strict long.
 fn parse_value(token: &[u8]) -> Result<Value, TelnetError> {
-    if memchr::memchr(b'.', token).is_some() {
+    if token.contains(&b'.') {
         let v = number::parse_java_double(token).map_err(TelnetError::Value)?;
         if !v.is_finite() {
             return Err(TelnetError::NotFinite(quote(token)));
         }
         Ok(Value::Double(v))
     } else {
-        number::parse_long(token).map(Value::Long).map_err(TelnetError::Value)
+        number::parse_long(token)
+            .map(Value::Long)
+            .map_err(TelnetError::Value)
     }
 }
 
@@ -179,7 +196,8 @@ fn parse_ttl(value: &[u8]) -> Result<u32, TelnetError> {
 /// few parts. `index` counts real tags for the messages.
 fn split_tag(line: &[u8], token: Range<usize>, index: usize) -> Result<TagSpan, TelnetError> {
     let bytes = &line[token.clone()];
-    let Some(eq) = memchr::memchr(b'=', bytes) else {
+    // Tokens are short: a plain scan beats memchr's set-up here.
+    let Some(eq) = bytes.iter().position(|&b| b == b'=') else {
         return Err(TelnetError::TagFormat(index));
     };
     let after = &bytes[eq + 1..];
@@ -190,7 +208,7 @@ fn split_tag(line: &[u8], token: Range<usize>, index: usize) -> Result<TagSpan, 
     if eq == 0 {
         return Err(TelnetError::TagNameEmpty(index));
     }
-    let value_len = memchr::memchr(b'=', after).unwrap_or(after.len());
+    let value_len = after.iter().position(|&b| b == b'=').unwrap_or(after.len());
     if value_len == 0 {
         return Err(TelnetError::TagValueEmpty(index));
     }
@@ -256,7 +274,11 @@ impl Iterator for Tokens<'_> {
                 if start >= line.len() {
                     return None;
                 }
-                let end = if line[line.len() - 1] == b'"' { line.len() - 1 } else { line.len() };
+                let end = if line[line.len() - 1] == b'"' {
+                    line.len() - 1
+                } else {
+                    line.len()
+                };
                 return Some(start..end);
             }
         }

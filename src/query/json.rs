@@ -115,7 +115,7 @@ mod tests {
         let mut tags = BTreeMap::new();
         tags.insert("host".to_string(), BTreeSet::from(["a".to_string(), "b".to_string()]));
         let r = MetricResult { sample_size: 2, tags, values: vec![(1, Value::Long(3)), (2, Value::Double(0.5))] };
-        let text = render(&[m.clone()], &[r]);
+        let text = render(std::slice::from_ref(&m), &[r]);
         assert_eq!(
             text,
             r#"{"queries":[{"sample_size":2,"results":[{"name":"m\"x","group_by":[{"name":"type","type":"number"}],"tags":{"host":["a","b"]},"values":[[1,3],[2,0.5]]}]}]}"#

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use kairos_protocols::Value;
 
-use crate::storage::{SeriesId, Store, StoreError};
+use crate::storage::{SeriesId, Store, StoreError, Tags};
 use request::{MetricQuery, Order, Query, TagMatch};
 
 /// The points and tags of one metric query (one group: aggregation and group_by come later).
@@ -101,7 +101,7 @@ fn value_order(a: &Value, b: &Value) -> std::cmp::Ordering {
 }
 
 /// The series of `m.name` that pass its tag filter, with their tags.
-fn select_series(store: &Store, m: &MetricQuery) -> Result<Vec<(SeriesId, Vec<(String, String)>)>, StoreError> {
+fn select_series(store: &Store, m: &MetricQuery) -> Result<Vec<(SeriesId, Tags)>, StoreError> {
     if m.tags.is_empty() {
         return store.series_of_metric(&m.name);
     }

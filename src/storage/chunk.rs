@@ -253,14 +253,14 @@ struct Header<'a> {
     pos: usize,
 }
 
-impl Header<'_> {
+impl<'a> Header<'a> {
     fn byte(&mut self) -> Result<u8, ChunkError> {
         let b = *self.buf.get(self.pos).ok_or(ChunkError::Truncated)?;
         self.pos += 1;
         Ok(b)
     }
 
-    fn bytes(&mut self, n: usize) -> Result<&[u8], ChunkError> {
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8], ChunkError> {
         let end = self.pos.checked_add(n).ok_or(ChunkError::Truncated)?;
         let s = self.buf.get(self.pos..end).ok_or(ChunkError::Truncated)?;
         self.pos = end;
@@ -442,31 +442,6 @@ struct IntPlan {
     widths: [u32; 3],
 }
 
-/// Deltas between consecutive items, computed lazily so planning and writing can walk
-/// the points again instead of materialising a buffer.
-#[derive(Clone)]
-struct Deltas<I> {
-    it: I,
-    prev: i64,
-}
-
-impl<I: Iterator<Item = i64>> Iterator for Deltas<I> {
-    type Item = i64;
-    #[inline(always)]
-    fn next(&mut self) -> Option<i64> {
-        let x = self.it.next()?;
-        let d = x.wrapping_sub(self.prev);
-        self.prev = x;
-        Some(d)
-    }
-}
-
-/// The deltas after the first item of `it` (which the header carries in full).
-fn deltas<I: Iterator<Item = i64>>(mut it: I) -> Deltas<I> {
-    let prev = it.next().unwrap_or(0);
-    Deltas { it, prev }
-}
-
 impl IntPlan {
     #[inline(always)]
     fn transform(&self, x: i64) -> u64 {
@@ -491,36 +466,36 @@ impl IntPlan {
     /// of bit lengths. Zigzag wins when rare outliers (a counter reset, a level jump)
     /// would stretch the frame of reference; the frame wins for one-signed data
     /// (counters, timestamp intervals), saving the sign bit, or all bits when constant.
-    fn choose<I: Iterator<Item = i64> + Clone>(xs: I) -> IntPlan {
-        let mut hist = [0u32; 65];
-        let (mut min, mut max, mut m) = (i64::MAX, i64::MIN, 0u64);
-        for x in xs.clone() {
-            hist[bitlen(zz(x)) as usize] += 1;
-            min = min.min(x);
-            max = max.max(x);
-            m += 1;
-        }
-        let (cost, classes, widths) = best_classes(&hist, m);
-        let mut best = IntPlan { zigzag: true, base: 0, classes, widths };
-        let mut best_cost = cost;
+    fn choose(xs: &[i64]) -> IntPlan {
+        let m = xs.len() as u64;
+        let (min, max) = xs.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
         let base_cost = varint_len(zz(min)) * 8;
         if min == max {
-            if base_cost + 8 < best_cost {
-                best = IntPlan { zigzag: false, base: min, classes: 1, widths: [0; 3] };
+            // Exact intervals, constant rates: the frame of reference alone says it all.
+            return IntPlan { zigzag: false, base: min, classes: 1, widths: [0; 3] };
+        }
+        if min >= 0 {
+            // Every x - min ≤ x ≤ zz(x): zigzag cannot beat the frame of reference by
+            // more than the few bits of its base, so skip its histogram.
+            let mut hist = [0u32; 65];
+            for &x in xs {
+                hist[bitlen(x.wrapping_sub(min) as u64) as usize] += 1;
             }
-            return best;
+            let (_, classes, widths) = best_classes(&hist, m);
+            return IntPlan { zigzag: false, base: min, classes, widths };
         }
-        hist = [0u32; 65];
-        for x in xs {
-            hist[bitlen(x.wrapping_sub(min) as u64) as usize] += 1;
+        let (mut hz, mut hf) = ([0u32; 65], [0u32; 65]);
+        for &x in xs {
+            hz[bitlen(zz(x)) as usize] += 1;
+            hf[bitlen(x.wrapping_sub(min) as u64) as usize] += 1;
         }
-        let (cost, classes, widths) = best_classes(&hist, m);
-        if cost + base_cost < best_cost {
-            best = IntPlan { zigzag: false, base: min, classes, widths };
-            best_cost = cost + base_cost;
+        let (zz_cost, classes, widths) = best_classes(&hz, m);
+        let (for_cost, for_classes, for_widths) = best_classes(&hf, m);
+        if for_cost + base_cost < zz_cost {
+            IntPlan { zigzag: false, base: min, classes: for_classes, widths: for_widths }
+        } else {
+            IntPlan { zigzag: true, base: 0, classes, widths }
         }
-        let _ = best_cost;
-        best
     }
 
     fn write_header(&self, out: &mut Vec<u8>) {
@@ -551,8 +526,9 @@ impl IntPlan {
         Ok(IntPlan { zigzag, base, classes, widths })
     }
 
-    fn write<I: Iterator<Item = i64>>(&self, w: &mut BitWriter, xs: I) {
+    fn write(&self, w: &mut BitWriter, xs: &[i64]) {
         let [w0, w1, w2] = self.widths;
+        let xs = xs.iter().copied();
         match self.classes {
             1 if w0 == 0 => {}
             1 => xs.for_each(|x| w.put(self.transform(x), w0)),
@@ -674,27 +650,60 @@ fn best_classes(hist: &[u32; 65], m: u64) -> (u64, u32, [u32; 3]) {
 /// string with at most `e` decimals: both are the correctly rounded `m / 10^e`.
 #[inline(always)]
 fn scaled(v: f64, e: usize) -> Option<i64> {
-    let m = (v * POW10[e]).round() as i64; // saturates; the check below rejects that
+    let m = round_to_i64(v * POW10[e]);
     ((m as f64 / POW10[e]).to_bits() == v.to_bits()).then_some(m)
 }
 
-/// The smallest decimal scale at which every double round-trips, if any (≤ 6).
-fn decimal_scale<I: Iterator<Item = f64> + Clone>(doubles: I) -> Option<usize> {
+/// Nearest integer, saturating. Not `f64::round`, which is a libm call on baseline
+/// x86-64 and dominated encoding; being off by one near .5 is harmless because every
+/// use goes through the exactness check in [`scaled`].
+#[inline(always)]
+fn round_to_i64(x: f64) -> i64 {
+    const EXACT: f64 = (1u64 << 52) as f64;
+    if x.abs() < EXACT {
+        (x + 0.5f64.copysign(x)) as i64
+    } else {
+        x as i64
+    }
+}
+
+/// Finds the smallest decimal scale `e ≤ 6` at which every double round-trips and
+/// appends the deltas of the scaled integers after the first to `deltas`; returns `e`
+/// and the first scaled integer, or `None` (and `deltas` as it was) if no scale fits.
+fn decimal_deltas<I: Iterator<Item = f64> + Clone>(doubles: I, deltas: &mut Vec<i64>) -> Option<(usize, i64)> {
+    let start = deltas.len();
     let mut e = 0;
     'restart: loop {
-        for v in doubles.clone() {
-            if scaled(v, e).is_none() {
-                // A larger scale does not always keep earlier values exact, so recheck all.
-                while e < 6 {
-                    e += 1;
-                    if scaled(v, e).is_some() {
-                        continue 'restart;
+        deltas.truncate(start);
+        let mut it = doubles.clone();
+        let first = it.next()?;
+        let Some(m0) = scaled(first, e) else {
+            e = (e + 1..=6).find(|&e| scaled(first, e).is_some())?;
+            continue 'restart;
+        };
+        let mut prev = m0;
+        for v in it {
+            match scaled(v, e) {
+                Some(m) => {
+                    deltas.push(m.wrapping_sub(prev));
+                    prev = m;
+                }
+                None => {
+                    // A larger scale does not always keep earlier values exact: recheck all.
+                    match (e + 1..=6).find(|&e| scaled(v, e).is_some()) {
+                        Some(larger) => {
+                            e = larger;
+                            continue 'restart;
+                        }
+                        None => {
+                            deltas.truncate(start);
+                            return None;
+                        }
                     }
                 }
-                return None;
             }
         }
-        return Some(e);
+        return Some((e, m0));
     }
 }
 
@@ -770,7 +779,26 @@ fn as_double(v: &Value) -> Option<f64> {
     }
 }
 
+thread_local! {
+    /// The encoder's delta buffer: materialising each stream's deltas once lets the
+    /// planning passes and the writer run over a plain slice.
+    static DELTAS: RefCell<Vec<i64>> = const { RefCell::new(Vec::new()) };
+}
+
 fn encode_sorted(points: &[(i64, Value)], out: &mut Vec<u8>) {
+    DELTAS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut deltas) => {
+            deltas.clear();
+            encode_with(points, out, &mut deltas);
+            if deltas.capacity() > 1 << 18 {
+                *deltas = Vec::new();
+            }
+        }
+        Err(_) => encode_with(points, out, &mut Vec::new()),
+    })
+}
+
+fn encode_with(points: &[(i64, Value)], out: &mut Vec<u8>, deltas: &mut Vec<i64>) {
     let start = out.len();
     let n = points.len();
     out.reserve(n * 2 + 32);
@@ -779,8 +807,9 @@ fn encode_sorted(points: &[(i64, Value)], out: &mut Vec<u8>) {
     let Some(&(ts0, _)) = points.first() else { return };
     put_varint(out, zz(ts0));
 
-    let timestamps = || points.iter().map(|p| p.0);
-    let ts_plan = (n >= 2).then(|| IntPlan::choose(deltas(timestamps())));
+    deltas.extend(points.windows(2).map(|w| w[1].0.wrapping_sub(w[0].0)));
+    let ts_end = deltas.len();
+    let ts_plan = (n >= 2).then(|| IntPlan::choose(deltas));
     if let Some(plan) = &ts_plan {
         plan.write_header(out);
     }
@@ -794,8 +823,18 @@ fn encode_sorted(points: &[(i64, Value)], out: &mut Vec<u8>) {
         (0, _) => KINDS_DOUBLE,
         _ => KINDS_MIXED,
     };
-    let scale = if nd > 0 { decimal_scale(doubles()) } else { None };
-    out.push(kinds | (scale.map_or(0, |e| e as u8 + 1) << 2));
+
+    let first_long = longs().next().unwrap_or(0);
+    let mut prev = first_long;
+    deltas.extend(longs().skip(1).map(|v| {
+        let d = v.wrapping_sub(prev);
+        prev = v;
+        d
+    }));
+    let long_end = deltas.len();
+    let decimal = if nd > 0 { decimal_deltas(doubles(), deltas) } else { None };
+
+    out.push(kinds | (decimal.map_or(0, |(e, _)| e as u8 + 1) << 2));
     if kinds == KINDS_MIXED {
         for group in points.chunks(8) {
             let mut b = 0u8;
@@ -805,45 +844,40 @@ fn encode_sorted(points: &[(i64, Value)], out: &mut Vec<u8>) {
             out.push(b);
         }
     }
-
-    let long_plan = if nl > 0 {
-        put_varint(out, zz(longs().next().unwrap_or(0)));
-        (nl >= 2).then(|| {
-            let plan = IntPlan::choose(deltas(longs()));
+    let mut long_plan = None;
+    if nl > 0 {
+        put_varint(out, zz(first_long));
+        if nl >= 2 {
+            let plan = IntPlan::choose(&deltas[ts_end..long_end]);
             plan.write_header(out);
-            plan
-        })
-    } else {
-        None
-    };
-
-    let scaled_ints = |e: usize| doubles().map(move |v| (v * POW10[e]).round() as i64);
-    let mut double_plan = None;
-    if nd > 0 {
-        match scale {
-            Some(e) => {
-                put_varint(out, zz(scaled_ints(e).next().unwrap_or(0)));
-                if nd >= 2 {
-                    let plan = IntPlan::choose(deltas(scaled_ints(e)));
-                    plan.write_header(out);
-                    double_plan = Some(plan);
-                }
-            }
-            None => out.extend_from_slice(&doubles().next().unwrap_or(0.0).to_bits().to_le_bytes()),
+            long_plan = Some(plan);
         }
+    }
+    let mut double_plan = None;
+    match decimal {
+        Some((_, m0)) => {
+            put_varint(out, zz(m0));
+            if nd >= 2 {
+                let plan = IntPlan::choose(&deltas[long_end..]);
+                plan.write_header(out);
+                double_plan = Some(plan);
+            }
+        }
+        None if nd > 0 => out.extend_from_slice(&doubles().next().unwrap_or(0.0).to_bits().to_le_bytes()),
+        None => {}
     }
 
     let mut w = BitWriter::new(out);
     if let Some(plan) = &ts_plan {
-        plan.write(&mut w, deltas(timestamps()));
+        plan.write(&mut w, &deltas[..ts_end]);
     }
     if let Some(plan) = &long_plan {
-        plan.write(&mut w, deltas(longs()));
+        plan.write(&mut w, &deltas[ts_end..long_end]);
     }
-    match (scale, &double_plan) {
-        (Some(e), Some(plan)) => plan.write(&mut w, deltas(scaled_ints(e))),
-        (None, _) if nd >= 2 => write_xor(&mut w, doubles().map(f64::to_bits)),
-        _ => {}
+    if let Some(plan) = &double_plan {
+        plan.write(&mut w, &deltas[long_end..]);
+    } else if decimal.is_none() && nd >= 2 {
+        write_xor(&mut w, doubles().map(f64::to_bits));
     }
     w.finish();
 
@@ -882,7 +916,7 @@ fn decode_into(bytes: &[u8], out: &mut Vec<(i64, Value)>) -> Result<(), ChunkErr
         (KINDS_LONG, _) => 0,
         (KINDS_DOUBLE, _) => n,
         (_, Some(bm)) => {
-            if n % 8 != 0 && bm[bm.len() - 1] >> (n % 8) != 0 {
+            if !n.is_multiple_of(8) && bm[bm.len() - 1] >> (n % 8) != 0 {
                 return Err(ChunkError::Corrupt("bits after the type bitmap"));
             }
             let nd = bm.iter().map(|b| b.count_ones() as usize).sum::<usize>();
@@ -1115,10 +1149,12 @@ mod tests {
 
     #[test]
     fn decimal_path_is_used_for_two_decimal_gauges() {
-        let pts: Vec<_> = (0..100).map(|i| (i * 10_000, Value::Double(20.0 + (i % 7) as f64 * 0.25))).collect();
-        let mut buf = Vec::new();
-        encode(&pts, &mut buf);
-        assert!(buf.len() < 100, "{} bytes", buf.len());
+        // Parsed from text, so each is the double nearest to its decimal; the XOR path
+        // would spend several bytes per point on these, the decimal path 0 bits.
+        let pts: Vec<_> =
+            (0..100).map(|i| (i * 10_000, Value::Double(format!("20.{i:02}").parse().unwrap()))).collect();
+        let buf = roundtrip(&pts);
+        assert!(buf.len() < 30, "{} bytes", buf.len());
     }
 
     #[test]
@@ -1126,6 +1162,32 @@ mod tests {
         let pts: Vec<_> = (0..10_000).map(|i| (i * 1000, Value::Long(5))).collect();
         let buf = roundtrip(&pts);
         assert_eq!(buf.len(), 10_000usize.div_ceil(64));
+    }
+
+    #[test]
+    fn outliers_stay_cheap() {
+        let mut rng = Rng(9);
+        // Five missing points (double intervals) and a counter reset to zero.
+        let mut ts = 0;
+        let mut c: i64 = 1 << 40;
+        let pts: Vec<_> = (0..360)
+            .map(|i| {
+                ts += if i % 70 == 69 { 20_000 } else { 10_000 };
+                c = if i == 200 { 0 } else { c + rng.below(1000) as i64 };
+                (ts, Value::Long(c))
+            })
+            .collect();
+        let bpp = roundtrip(&pts).len() as f64 / 360.0;
+        assert!(bpp < 2.0, "{bpp} bytes/point");
+        // Millisecond jitter on the interval and a level jump in a gauge.
+        let pts: Vec<_> = (0..360)
+            .map(|i| {
+                let level = if i < 180 { 2000 } else { 900_000 };
+                (i * 10_000 + rng.below(20) as i64, Value::Double((level + rng.below(100) as i64) as f64 / 100.0))
+            })
+            .collect();
+        let bpp = roundtrip(&pts).len() as f64 / 360.0;
+        assert!(bpp < 2.0, "{bpp} bytes/point");
     }
 
     #[test]

@@ -15,6 +15,9 @@ use rocksdb::{
 
 pub use keys::SeriesId;
 
+/// A series' tags, sorted by name.
+pub type Tags = Vec<(String, String)>;
+
 /// Bumped whenever a key or value layout changes incompatibly.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -243,7 +246,7 @@ impl Store {
     }
 
     /// Every series of `metric` with its id and tags.
-    pub fn series_of_metric(&self, metric: &str) -> Result<Vec<(SeriesId, Vec<(String, String)>)>, StoreError> {
+    pub fn series_of_metric(&self, metric: &str) -> Result<Vec<(SeriesId, Tags)>, StoreError> {
         let mut out = Vec::new();
         let mut bad = false;
         self.scan_prefix(CF_SERIES, &series_key::metric_prefix(metric), |k, v| {
@@ -294,7 +297,7 @@ impl Store {
     }
 
     /// The metric and tags of series `id`.
-    pub fn series_by_id(&self, id: SeriesId) -> Result<Option<(String, Vec<(String, String)>)>, StoreError> {
+    pub fn series_by_id(&self, id: SeriesId) -> Result<Option<(String, Tags)>, StoreError> {
         match self.db.get_pinned_cf(self.cf(CF_SERIES_BY_ID), id.to_be_bytes())? {
             None => Ok(None),
             Some(v) => series_key::decode(&v)
