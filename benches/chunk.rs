@@ -61,8 +61,9 @@ fn bench(c: &mut Criterion) {
     let shapes: [(&str, Maker); 2] = [("gauge", gauges), ("counter", counters)];
     for (name, make) in shapes {
         let mut rng = Rng(7);
-        let chunks: Vec<Vec<(i64, Value)>> =
-            (0..CHUNKS).map(|i| make(&mut rng, START + i as i64 * 3_600_000, POINTS)).collect();
+        let chunks: Vec<Vec<(i64, Value)>> = (0..CHUNKS)
+            .map(|i| make(&mut rng, START + i as i64 * 3_600_000, POINTS))
+            .collect();
         let encoded: Vec<Vec<u8>> = chunks
             .iter()
             .map(|pts| {
@@ -72,7 +73,11 @@ fn bench(c: &mut Criterion) {
             })
             .collect();
         let bytes: usize = encoded.iter().map(Vec::len).sum();
-        println!("{name}: {:.3} bytes/point ({} points per chunk)", bytes as f64 / (CHUNKS * POINTS) as f64, POINTS);
+        println!(
+            "{name}: {:.3} bytes/point ({} points per chunk)",
+            bytes as f64 / (CHUNKS * POINTS) as f64,
+            POINTS
+        );
 
         let mut g = c.benchmark_group(format!("chunk/{name}"));
         g.throughput(Throughput::Elements((CHUNKS * POINTS) as u64));

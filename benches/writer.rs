@@ -19,10 +19,24 @@ fn batches(step: i64) -> Vec<PointBatch> {
     for i in 0..POINTS_PER_FLUSH {
         let s = i % SERIES;
         let t = 1_795_000_000_000 + (step * (POINTS_PER_FLUSH / SERIES) as i64 + (i / SERIES) as i64) * 10_000;
-        let (host, dc, svc) = (format!("h{:03}", s / 10 / 10), format!("dc{}", (s / 10) % 5), format!("s{}", (s / 50) % 2));
+        let (host, dc, svc) = (
+            format!("h{:03}", s / 10 / 10),
+            format!("dc{}", (s / 10) % 5),
+            format!("s{}", (s / 50) % 2),
+        );
         let metric = format!("bench.m{}", s % 10);
-        let value = if s % 10 < 5 { Value::Double(20.0 + (i % 100) as f64 / 100.0) } else { Value::Long(i as i64) };
-        b.push_parts(&metric, [("dc", dc.as_str()), ("host", host.as_str()), ("svc", svc.as_str())], t, value, 0);
+        let value = if s % 10 < 5 {
+            Value::Double(20.0 + (i % 100) as f64 / 100.0)
+        } else {
+            Value::Long(i as i64)
+        };
+        b.push_parts(
+            &metric,
+            [("dc", dc.as_str()), ("host", host.as_str()), ("svc", svc.as_str())],
+            t,
+            value,
+            0,
+        );
         if b.len() == 1000 {
             out.push(std::mem::take(&mut b));
         }

@@ -68,62 +68,138 @@ macro_rules! key {
 
 /// Every key kairosd reads, in the order of the example file.
 pub const KEYS: &[Key] = &[
-    key!("kairosd.data_dir", "./data", "Directory of the RocksDB store (created if missing).",
-        |c, v| c.data_dir = PathBuf::from(non_empty(v)?)),
-    key!("kairosdb.service.telnet", "org.kairosdb.core.telnet.TelnetServerModule",
+    key!(
+        "kairosd.data_dir",
+        "./data",
+        "Directory of the RocksDB store (created if missing).",
+        |c, v| c.data_dir = PathBuf::from(non_empty(v)?)
+    ),
+    key!(
+        "kairosdb.service.telnet",
+        "org.kairosdb.core.telnet.TelnetServerModule",
         "Set to <disabled> to turn the telnet listener off.",
-        |c, v| c.telnet_enabled = v.trim() != "<disabled>"),
-    key!("kairosdb.telnetserver.address", "0.0.0.0", "Address the telnet listener binds.",
-        |c, v| c.telnet_addr.set_ip(ip(v)?)),
-    key!("kairosdb.telnetserver.port", "4242", "Telnet put/putm port (0 = any free port).",
-        |c, v| c.telnet_addr.set_port(number(v)?)),
-    key!("kairosdb.telnetserver.max_command_size", "1024",
+        |c, v| c.telnet_enabled = v.trim() != "<disabled>"
+    ),
+    key!(
+        "kairosdb.telnetserver.address",
+        "0.0.0.0",
+        "Address the telnet listener binds.",
+        |c, v| c.telnet_addr.set_ip(ip(v)?)
+    ),
+    key!(
+        "kairosdb.telnetserver.port",
+        "4242",
+        "Telnet put/putm port (0 = any free port).",
+        |c, v| c.telnet_addr.set_port(number(v)?)
+    ),
+    key!(
+        "kairosdb.telnetserver.max_command_size",
+        "1024",
         "Longest telnet line in bytes; a longer line is discarded, the connection kept.",
-        |c, v| c.telnet_max_command_size = positive(v)?),
-    key!("kairosd.telnet.max_connections", "10000", "Concurrent telnet connections; more wait in the accept queue.",
-        |c, v| c.telnet_max_connections = positive(v)?),
-    key!("kairosdb.service.http", "org.kairosdb.core.http.WebServletModule",
+        |c, v| c.telnet_max_command_size = positive(v)?
+    ),
+    key!(
+        "kairosd.telnet.max_connections",
+        "10000",
+        "Concurrent telnet connections; more wait in the accept queue.",
+        |c, v| c.telnet_max_connections = positive(v)?
+    ),
+    key!(
+        "kairosdb.service.http",
+        "org.kairosdb.core.http.WebServletModule",
         "Set to <disabled> to turn the HTTP API off.",
-        |c, v| c.http_enabled = v.trim() != "<disabled>"),
-    key!("kairosdb.jetty.address", "0.0.0.0", "Address the HTTP API binds.",
-        |c, v| c.http_addr.set_ip(ip(v)?)),
-    key!("kairosdb.jetty.port", "8080", "HTTP API port (0 = any free port).",
-        |c, v| c.http_addr.set_port(number(v)?)),
-    key!("kairosdb.jetty.socket_idle_timeout", "120000", "Close an HTTP connection idle this many ms.",
-        |c, v| c.http_idle_timeout = millis(v)?),
-    key!("kairosd.http.header_read_timeout_ms", "30000",
+        |c, v| c.http_enabled = v.trim() != "<disabled>"
+    ),
+    key!(
+        "kairosdb.jetty.address",
+        "0.0.0.0",
+        "Address the HTTP API binds.",
+        |c, v| c.http_addr.set_ip(ip(v)?)
+    ),
+    key!(
+        "kairosdb.jetty.port",
+        "8080",
+        "HTTP API port (0 = any free port).",
+        |c, v| c.http_addr.set_port(number(v)?)
+    ),
+    key!(
+        "kairosdb.jetty.socket_idle_timeout",
+        "120000",
+        "Close an HTTP connection idle this many ms.",
+        |c, v| c.http_idle_timeout = millis(v)?
+    ),
+    key!(
+        "kairosd.http.header_read_timeout_ms",
+        "30000",
         "Close an HTTP connection whose request head takes longer than this many ms.",
-        |c, v| c.http_header_read_timeout = millis(v)?),
-    key!("kairosd.http.max_body_bytes", "67108864",
+        |c, v| c.http_header_read_timeout = millis(v)?
+    ),
+    key!(
+        "kairosd.http.max_body_bytes",
+        "67108864",
         "Largest request body in bytes, counted after gzip decompression (413 past it).",
-        |c, v| c.http_max_body_bytes = positive(v)?),
-    key!("kairosd.http.max_connections", "1024", "Concurrent HTTP connections; more wait in the accept queue.",
-        |c, v| c.http_max_connections = positive(v)?),
-    key!("kairosd.writer.batch_points", "200000", "Points after which the writer commits without waiting.",
-        |c, v| c.writer_batch_points = positive(v)?),
-    key!("kairosd.writer.flush_interval_ms", "200",
+        |c, v| c.http_max_body_bytes = positive(v)?
+    ),
+    key!(
+        "kairosd.http.max_connections",
+        "1024",
+        "Concurrent HTTP connections; more wait in the accept queue.",
+        |c, v| c.http_max_connections = positive(v)?
+    ),
+    key!(
+        "kairosd.writer.batch_points",
+        "200000",
+        "Points after which the writer commits without waiting.",
+        |c, v| c.writer_batch_points = positive(v)?
+    ),
+    key!(
+        "kairosd.writer.flush_interval_ms",
+        "200",
         "Longest a telnet point waits for its group commit; larger means fewer, bigger chunks.",
-        |c, v| c.writer_flush_interval = millis(v)?),
-    key!("kairosd.writer.ack_flush_interval_ms", "10",
+        |c, v| c.writer_flush_interval = millis(v)?
+    ),
+    key!(
+        "kairosd.writer.ack_flush_interval_ms",
+        "10",
         "Longest a REST write waits for its group commit (its 204 waits for it).",
-        |c, v| c.writer_ack_flush_interval = millis(v)?),
-    key!("kairosd.writer.max_inflight_points", "1000000",
+        |c, v| c.writer_ack_flush_interval = millis(v)?
+    ),
+    key!(
+        "kairosd.writer.max_inflight_points",
+        "1000000",
         "Points accepted but not yet written; past this, senders are slowed down.",
-        |c, v| c.writer_max_inflight_points = positive(v)?),
-    key!("kairosd.writer.ack_timeout_ms", "30000",
+        |c, v| c.writer_max_inflight_points = positive(v)?
+    ),
+    key!(
+        "kairosd.writer.ack_timeout_ms",
+        "30000",
         "How long a REST write waits for the writer before answering 503.",
-        |c, v| c.writer_ack_timeout = millis(v)?),
-    key!("kairosd.wal.sync", "false", "true: fsync the WAL before every acknowledgement.",
-        |c, v| c.wal_sync = if boolean(v)? { WalSync::Always } else { WalSync::Off }),
-    key!("kairosd.wal.flush_interval_ms", "1000",
+        |c, v| c.writer_ack_timeout = millis(v)?
+    ),
+    key!(
+        "kairosd.wal.sync",
+        "false",
+        "true: fsync the WAL before every acknowledgement.",
+        |c, v| c.wal_sync = if boolean(v)? { WalSync::Always } else { WalSync::Off }
+    ),
+    key!(
+        "kairosd.wal.flush_interval_ms",
+        "1000",
         "With wal.sync=false, fsync the WAL in the background this often (0 = never).",
-        |c, v| c.wal_flush_interval = millis(v)?),
-    key!("kairosd.storage.bucket_width_ms", "7200000",
+        |c, v| c.wal_flush_interval = millis(v)?
+    ),
+    key!(
+        "kairosd.storage.bucket_width_ms",
+        "7200000",
         "Time span of one stored chunk; fixed when the store is created.",
-        |c, v| c.bucket_width_ms = positive::<i64>(v)?),
-    key!("kairosd.query.max_points", "50000000",
+        |c, v| c.bucket_width_ms = positive::<i64>(v)?
+    ),
+    key!(
+        "kairosd.query.max_points",
+        "50000000",
         "Most raw points one query may read; a larger query gets a 400 asking to narrow it.",
-        |c, v| c.query_max_points = positive(v)?),
+        |c, v| c.query_max_points = positive(v)?
+    ),
 ];
 
 impl Default for Config {
@@ -163,7 +239,13 @@ pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}: bad value {value:?} for {key}: {reason}")]
-    BadValue { path: PathBuf, line: usize, key: String, value: String, reason: String },
+    BadValue {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        value: String,
+        reason: String,
+    },
 }
 
 impl Config {
@@ -201,7 +283,10 @@ impl Config {
 
     /// Applies `key=value` overrides (from the command line) on top of this config.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        let k = KEYS.iter().find(|k| k.name == key).ok_or_else(|| format!("unknown config key {key:?}"))?;
+        let k = KEYS
+            .iter()
+            .find(|k| k.name == key)
+            .ok_or_else(|| format!("unknown config key {key:?}"))?;
         (k.apply)(self, value).map_err(|reason| format!("bad value {value:?} for {key}: {reason}"))
     }
 }
@@ -259,10 +344,14 @@ mod tests {
 
     #[test]
     fn bad_value_names_key_and_value() {
-        let err = Config::from_properties("\n\nkairosdb.telnetserver.port=abc\n", Path::new("k.properties")).unwrap_err();
+        let err =
+            Config::from_properties("\n\nkairosdb.telnetserver.port=abc\n", Path::new("k.properties")).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("k.properties:3"), "{msg}");
-        assert!(msg.contains("kairosdb.telnetserver.port") && msg.contains("\"abc\""), "{msg}");
+        assert!(
+            msg.contains("kairosdb.telnetserver.port") && msg.contains("\"abc\""),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -290,7 +379,11 @@ mod tests {
             let e = e.unwrap_or_else(|| panic!("{} missing from kairos.properties.example", key.name));
             assert_eq!(e.value, key.default, "default of {} differs", key.name);
         }
-        assert_eq!(entries.len(), KEYS.len(), "example file has keys that kairosd does not read");
+        assert_eq!(
+            entries.len(),
+            KEYS.len(),
+            "example file has keys that kairosd does not read"
+        );
         let (_, warnings) = Config::from_properties(text, Path::new("example")).unwrap();
         assert!(warnings.is_empty());
     }

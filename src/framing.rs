@@ -27,7 +27,10 @@ pub struct LineFramer {
 
 impl LineFramer {
     pub fn new(max_len: usize) -> LineFramer {
-        LineFramer { max_len, discarding: None }
+        LineFramer {
+            max_len,
+            discarding: None,
+        }
     }
 
     /// Hands every complete line in `buf` to `f` and removes it from `buf`; keeps a
@@ -37,7 +40,9 @@ impl LineFramer {
         if let Some(dropped) = self.discarding {
             match memchr::memchr(b'\n', buf) {
                 Some(nl) => {
-                    f(Frame::TooLong { len: dropped + strip_cr_len(&buf[..nl]) });
+                    f(Frame::TooLong {
+                        len: dropped + strip_cr_len(&buf[..nl]),
+                    });
                     self.discarding = None;
                     pos = nl + 1;
                 }
@@ -108,7 +113,10 @@ mod tests {
     fn exactly_max_is_kept_longer_is_dropped_and_stream_continues() {
         let mut f = LineFramer::new(4);
         let mut b = BytesMut::new();
-        assert_eq!(frames(&mut f, &mut b, b"abcd\r\nabcde\nok\n"), vec!["abcd\r", "<too long 5>", "ok"]);
+        assert_eq!(
+            frames(&mut f, &mut b, b"abcd\r\nabcde\nok\n"),
+            vec!["abcd\r", "<too long 5>", "ok"]
+        );
     }
 
     #[test]

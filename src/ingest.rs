@@ -108,7 +108,9 @@ impl IngestHandle {
                 Err(_) => Err(IngestError::ShuttingDown),
             }
         };
-        tokio::time::timeout(timeout, work).await.map_err(|_| IngestError::Timeout(timeout))?
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| IngestError::Timeout(timeout))?
     }
 
     /// Refuses every later submit; the writer drains what is queued and stops once
@@ -150,7 +152,10 @@ mod tests {
     #[tokio::test]
     async fn closed_handle_refuses_and_times_out_cleanly() {
         let (handle, rx) = IngestHandle::new(10, Arc::new(Metrics::default()));
-        let err = handle.submit_and_wait(batch(1), Duration::from_millis(50)).await.unwrap_err();
+        let err = handle
+            .submit_and_wait(batch(1), Duration::from_millis(50))
+            .await
+            .unwrap_err();
         assert!(matches!(err, IngestError::Timeout(_)), "{err}");
         drop(rx.try_recv().unwrap());
         handle.close();

@@ -34,9 +34,7 @@ enum Command {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
@@ -62,7 +60,9 @@ fn load_config(path: Option<PathBuf>, overrides: Vec<String>) -> Result<Config, 
         None => Config::default(),
     };
     for o in overrides {
-        let (k, v) = o.split_once('=').ok_or_else(|| format!("--set {o:?}: expected KEY=VALUE"))?;
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| format!("--set {o:?}: expected KEY=VALUE"))?;
         config.set(k.trim(), v)?;
     }
     Ok(config)
@@ -78,6 +78,10 @@ fn serve(path: Option<PathBuf>, overrides: Vec<String>) -> ExitCode {
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
     runtime.block_on(async {
+        let signal = match shutdown_signal() {
+            Ok(s) => s,
+            Err(e) => return fail(format!("cannot install signal handlers: {e}")),
+        };
         let running = match server::start(&config).await {
             Ok(r) => r,
             Err(e) => return fail(e),
@@ -87,7 +91,7 @@ fn serve(path: Option<PathBuf>, overrides: Vec<String>) -> ExitCode {
         // One machine-readable line for scripts and tests that use port 0.
         println!("kairosd ready telnet={} http={}", show(running.telnet_addr), show(running.http_addr));
         let _ = std::io::stdout().flush();
-        wait_for_signal().await;
+        signal.await;
         tracing::info!("shutting down: finishing connections and committing queued points");
         running.shutdown().await;
         tracing::info!("stopped");
@@ -95,25 +99,22 @@ fn serve(path: Option<PathBuf>, overrides: Vec<String>) -> ExitCode {
     })
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Registers for SIGINT and SIGTERM now (before the daemon says it is ready, so a
+/// signal sent right after the ready line is not fatal) and resolves on the first.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    #[cfg(unix)]
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 fn compact(data_dir: PathBuf) -> ExitCode {

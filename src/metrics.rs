@@ -83,16 +83,66 @@ impl Metrics {
                 .collect()
         };
         let one = |a: &AtomicU64| vec![(String::new(), a.load(Relaxed))];
-        counter("kairosd_points_accepted_total", "Points decoded and handed to the writer.", "counter", &per_proto(&self.accepted));
-        counter("kairosd_points_rejected_total", "Lines or points refused as invalid.", "counter", &per_proto(&self.rejected));
-        counter("kairosd_points_written_total", "Points committed to the write-ahead log.", "counter", &one(&self.points_written));
-        counter("kairosd_series_created_total", "New series added to the dictionary.", "counter", &one(&self.series_created));
-        counter("kairosd_flush_errors_total", "Group commits that failed.", "counter", &one(&self.flush_errors));
-        counter("kairosd_telnet_lines_too_long_total", "Telnet lines discarded for exceeding max_command_size.", "counter", &one(&self.lines_too_long));
-        counter("kairosd_http_requests_total", "HTTP requests served.", "counter", &one(&self.http_requests));
-        counter("kairosd_writer_queue_points", "Points accepted but not yet committed.", "gauge", &one(&self.inflight_points));
-        counter("kairosd_telnet_connections", "Open telnet connections.", "gauge", &one(&self.telnet_connections));
-        counter("kairosd_http_connections", "Open HTTP connections.", "gauge", &one(&self.http_connections));
+        counter(
+            "kairosd_points_accepted_total",
+            "Points decoded and handed to the writer.",
+            "counter",
+            &per_proto(&self.accepted),
+        );
+        counter(
+            "kairosd_points_rejected_total",
+            "Lines or points refused as invalid.",
+            "counter",
+            &per_proto(&self.rejected),
+        );
+        counter(
+            "kairosd_points_written_total",
+            "Points committed to the write-ahead log.",
+            "counter",
+            &one(&self.points_written),
+        );
+        counter(
+            "kairosd_series_created_total",
+            "New series added to the dictionary.",
+            "counter",
+            &one(&self.series_created),
+        );
+        counter(
+            "kairosd_flush_errors_total",
+            "Group commits that failed.",
+            "counter",
+            &one(&self.flush_errors),
+        );
+        counter(
+            "kairosd_telnet_lines_too_long_total",
+            "Telnet lines discarded for exceeding max_command_size.",
+            "counter",
+            &one(&self.lines_too_long),
+        );
+        counter(
+            "kairosd_http_requests_total",
+            "HTTP requests served.",
+            "counter",
+            &one(&self.http_requests),
+        );
+        counter(
+            "kairosd_writer_queue_points",
+            "Points accepted but not yet committed.",
+            "gauge",
+            &one(&self.inflight_points),
+        );
+        counter(
+            "kairosd_telnet_connections",
+            "Open telnet connections.",
+            "gauge",
+            &one(&self.telnet_connections),
+        );
+        counter(
+            "kairosd_http_connections",
+            "Open HTTP connections.",
+            "gauge",
+            &one(&self.http_connections),
+        );
         let _ = writeln!(
             out,
             "# HELP kairosd_flush_duration_seconds Time of one group commit.\n# TYPE kairosd_flush_duration_seconds histogram"
@@ -100,12 +150,18 @@ impl Metrics {
         let mut cumulative = 0;
         for (i, bound) in FLUSH_BUCKETS.iter().enumerate() {
             cumulative += self.flush_seconds_bucket[i].load(Relaxed);
-            let _ = writeln!(out, "kairosd_flush_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "kairosd_flush_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            );
         }
         let count = self.flushes.load(Relaxed);
         let _ = writeln!(out, "kairosd_flush_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
         let sum = self.flush_micros_sum.load(Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "kairosd_flush_duration_seconds_sum {sum}\nkairosd_flush_duration_seconds_count {count}");
+        let _ = writeln!(
+            out,
+            "kairosd_flush_duration_seconds_sum {sum}\nkairosd_flush_duration_seconds_count {count}"
+        );
         out
     }
 }
@@ -122,7 +178,10 @@ mod tests {
         m.observe_flush(0.003);
         m.observe_flush(10.0);
         let text = m.render();
-        assert!(text.contains("kairosd_points_accepted_total{protocol=\"telnet\"} 3\n"), "{text}");
+        assert!(
+            text.contains("kairosd_points_accepted_total{protocol=\"telnet\"} 3\n"),
+            "{text}"
+        );
         assert!(text.contains("kairosd_points_rejected_total{protocol=\"rest\"} 2\n"));
         assert!(text.contains("kairosd_flush_duration_seconds_bucket{le=\"0.005\"} 1\n"));
         assert!(text.contains("kairosd_flush_duration_seconds_bucket{le=\"+Inf\"} 2\n"));

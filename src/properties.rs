@@ -107,7 +107,14 @@ mod tests {
     #[test]
     fn separators_comments_and_escapes() {
         let got = kv("# c\n! c\n\na=1\nb : 2\nc 3\n  d=  x y \ne=\\u0041\\tz\nf\n");
-        let want = [("a", "1"), ("b", "2"), ("c", "3"), ("d", "x y "), ("e", "A\tz"), ("f", "")];
+        let want = [
+            ("a", "1"),
+            ("b", "2"),
+            ("c", "3"),
+            ("d", "x y "),
+            ("e", "A\tz"),
+            ("f", ""),
+        ];
         let want: Vec<_> = want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         assert_eq!(got, want);
     }

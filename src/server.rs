@@ -27,7 +27,11 @@ pub enum StartError {
     #[error("cannot create data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
     #[error("cannot listen on {addr} ({key}): {source}")]
-    Bind { addr: SocketAddr, key: &'static str, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        key: &'static str,
+        source: std::io::Error,
+    },
 }
 
 /// A running daemon; [`Running::shutdown`] stops it cleanly.
@@ -42,7 +46,9 @@ pub struct Running {
 }
 
 async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, key, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, key, source })
 }
 
 pub async fn start(config: &Config) -> Result<Running, StartError> {
@@ -50,7 +56,9 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         path: config.data_dir.display().to_string(),
         source,
     })?;
-    let store = Arc::new(tokio::task::block_in_place(|| Store::open(&config.data_dir, config.bucket_width_ms))?);
+    let store = Arc::new(tokio::task::block_in_place(|| {
+        Store::open(&config.data_dir, config.bucket_width_ms)
+    })?);
     let metrics = Arc::new(Metrics::default());
     let (ingest, rx) = IngestHandle::new(config.writer_max_inflight_points, Arc::clone(&metrics));
     let writer_config = WriterConfig {
@@ -75,7 +83,12 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             max_line: config.telnet_max_command_size,
             version: Arc::clone(&version),
         };
-        listeners.spawn(telnet::serve(listener, ctx, config.telnet_max_connections, shutdown.clone()));
+        listeners.spawn(telnet::serve(
+            listener,
+            ctx,
+            config.telnet_max_connections,
+            shutdown.clone(),
+        ));
     }
     let mut http_addr = None;
     if config.http_enabled {

@@ -19,7 +19,9 @@ use rocksdb::WriteBatch;
 use crate::ingest::{IngestReceiver, WriteFailed, WriteRequest};
 use crate::metrics::Metrics;
 use crate::storage::keys::{self, NameKind, SeriesId};
-use crate::storage::{chunk, Store, StoreError, CF_META, CF_NAMES, CF_POINTS, CF_SERIES, CF_SERIES_BY_ID, CF_TAG_INDEX};
+use crate::storage::{
+    chunk, Store, StoreError, CF_META, CF_NAMES, CF_POINTS, CF_SERIES, CF_SERIES_BY_ID, CF_TAG_INDEX,
+};
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -158,7 +160,9 @@ impl Writer {
             self.next_id = self.store.next_series_id().unwrap_or(self.next_id);
         } else {
             self.metrics.points_written.fetch_add(count as u64, Relaxed);
-            self.metrics.series_created.fetch_add(self.created.len() as u64, Relaxed);
+            self.metrics
+                .series_created
+                .fetch_add(self.created.len() as u64, Relaxed);
             self.created.clear();
         }
         self.metrics.observe_flush(started.elapsed().as_secs_f64());
@@ -208,7 +212,11 @@ impl Writer {
             }
         }
         if !self.created.is_empty() {
-            batch.put_cf(self.store.cf(CF_META), crate::storage::META_NEXT_SERIES_ID, self.next_id.to_be_bytes());
+            batch.put_cf(
+                self.store.cf(CF_META),
+                crate::storage::META_NEXT_SERIES_ID,
+                self.next_id.to_be_bytes(),
+            );
         }
         self.entries.sort_unstable_by_key(|e| (e.series, e.ts, e.seq));
         let width = self.store.bucket_width();

@@ -21,13 +21,29 @@ fn points_series_and_names_survive_a_restart() {
     drop(s);
     let (dir, tmp) = d.stop();
     let d = Daemon::start_in(&dir, &[]);
-    assert_eq!(d.get("/api/v1/metricnames?prefix=keep").json(), json!({"results": ["keep.a", "keep.b", "keep.t"]}));
-    assert_eq!(d.values("keep.a", json!({})), vec![json!([1000, 1]), json!([2000, 2.5])]);
+    assert_eq!(
+        d.get("/api/v1/metricnames?prefix=keep").json(),
+        json!({"results": ["keep.a", "keep.b", "keep.t"]})
+    );
+    assert_eq!(
+        d.values("keep.a", json!({})),
+        vec![json!([1000, 1]), json!([2000, 2.5])]
+    );
     let q = d.query(json!({"start_absolute": 0, "metrics": [{"name": "keep.b", "tags": {"dc": "x"}}]}));
-    assert_eq!(q["queries"][0]["results"][0]["tags"], json!({"dc": ["x"], "host": ["h2"]}));
+    assert_eq!(
+        q["queries"][0]["results"][0]["tags"],
+        json!({"dc": ["x"], "host": ["h2"]})
+    );
     assert_eq!(d.values("keep.t", json!({})), vec![json!([1_700_000_000_000i64, 7])]);
     // Writing to a known series after the restart reuses its id.
-    assert_eq!(d.post("/api/v1/datapoints", r#"{"name":"keep.a","tags":{"host":"h1"},"timestamp":4000,"value":4}"#).status, 204);
+    assert_eq!(
+        d.post(
+            "/api/v1/datapoints",
+            r#"{"name":"keep.a","tags":{"host":"h1"},"timestamp":4000,"value":4}"#
+        )
+        .status,
+        204
+    );
     assert_eq!(d.values("keep.a", json!({})).len(), 3);
     assert_eq!(d.metric("kairosd_series_created_total"), 0.0);
     drop(tmp);
@@ -49,7 +65,11 @@ fn every_acknowledged_write_survives_kill_9() {
     let (dir, tmp) = d.kill9();
     let d = Daemon::start_in(&dir, &[]);
     let r = d.query(json!({"start_absolute": 0, "metrics": [{"name": "crash"}]}));
-    assert_eq!(r["queries"][0]["sample_size"].as_u64().unwrap() as usize, acked * 50, "acknowledged points lost");
+    assert_eq!(
+        r["queries"][0]["sample_size"].as_u64().unwrap() as usize,
+        acked * 50,
+        "acknowledged points lost"
+    );
     drop(tmp);
 }
 
@@ -63,12 +83,18 @@ fn a_store_from_an_incompatible_version_is_refused() {
         opts.create_if_missing(false);
         let cfs = rocksdb::DB::list_cf(&opts, &dir).unwrap();
         let db = rocksdb::DB::open_cf(&opts, &dir, cfs).unwrap_or_else(|e| panic!("{e}"));
-        db.put_cf(db.cf_handle("meta").unwrap(), b"schema_version", 99u32.to_be_bytes()).unwrap();
+        db.put_cf(db.cf_handle("meta").unwrap(), b"schema_version", 99u32.to_be_bytes())
+            .unwrap();
     }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kairosd"))
         .args(["serve", "--set"])
         .arg(format!("kairosd.data_dir={}", dir.display()))
-        .args(["--set", "kairosdb.telnetserver.port=0", "--set", "kairosdb.jetty.port=0"])
+        .args([
+            "--set",
+            "kairosdb.telnetserver.port=0",
+            "--set",
+            "kairosdb.jetty.port=0",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -89,5 +115,8 @@ fn a_bad_config_value_refuses_to_start_naming_the_key() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("kairosdb.telnetserver.port") && err.contains("99999"), "{err}");
+    assert!(
+        err.contains("kairosdb.telnetserver.port") && err.contains("99999"),
+        "{err}"
+    );
 }

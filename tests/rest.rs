@@ -21,7 +21,10 @@ fn ingest_array_and_object_then_query_back() {
     );
     assert_eq!(r.status, 204, "{}", r.text());
     assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
-    let r = d.post("/api/v1/datapoints", r#"{"name":"r.b","tags":{"x":"y"},"time":5,"value":55.0}"#);
+    let r = d.post(
+        "/api/v1/datapoints",
+        r#"{"name":"r.b","tags":{"x":"y"},"time":5,"value":55.0}"#,
+    );
     assert_eq!(r.status, 204, "{}", r.text());
     // 204 means committed: the points are visible at once, no polling.
     let q = d.query(json!({"start_absolute": 0, "end_absolute": 10000, "metrics": [{"name": "r.a"}, {"name": "r.b"}]}));
@@ -51,14 +54,23 @@ fn partial_success_keeps_valid_metrics_and_lists_every_error() {
     );
     assert_eq!(r.status, 400);
     let errors = r.errors();
-    assert!(errors.contains(&"metric[1](name=p.bad).tags count must be greater than or equal to 1.".to_string()), "{errors:?}");
-    assert!(errors.contains(&"metric[2].name may not be empty.".to_string()), "{errors:?}");
+    assert!(
+        errors.contains(&"metric[1](name=p.bad).tags count must be greater than or equal to 1.".to_string()),
+        "{errors:?}"
+    );
+    assert!(
+        errors.contains(&"metric[2].name may not be empty.".to_string()),
+        "{errors:?}"
+    );
     assert!(errors.len() >= 3, "{errors:?}");
     assert_eq!(d.values("p.ok", json!({})), vec![json!([1, 1]), json!([3, 3])]);
     assert_eq!(d.values("p.ok2", json!({})), vec![json!([9, 9])]);
     assert!(d.values("p.bad", json!({})).is_empty());
     // A syntax error part-way keeps the metric objects before it.
-    let r = d.post("/api/v1/datapoints", r#"[{"name":"p.early","tags":{"h":"a"},"datapoints":[[1,1]]}, {"name": oops"#);
+    let r = d.post(
+        "/api/v1/datapoints",
+        r#"[{"name":"p.early","tags":{"h":"a"},"datapoints":[[1,1]]}, {"name": oops"#,
+    );
     assert_eq!(r.status, 400);
     assert_eq!(d.values("p.early", json!({})), vec![json!([1, 1])]);
 }
@@ -69,8 +81,14 @@ fn bad_bodies_get_clear_400s_never_5xx() {
     for (body, want) in [
         ("", "Invalid json. No content due to end of input."),
         ("42", "Invalid start of json."),
-        ("[{\"name\":\"m\",\"tags\":{\"h\":\"a\"},\"timestamp\":1,\"value\":\"NaN\"}]", ""),
-        ("{\"name\":\"m\",\"tags\":{\"h\":\"a\"},\"timestamp\":1}", "metric[0](name=m).value may not be null."),
+        (
+            "[{\"name\":\"m\",\"tags\":{\"h\":\"a\"},\"timestamp\":1,\"value\":\"NaN\"}]",
+            "",
+        ),
+        (
+            "{\"name\":\"m\",\"tags\":{\"h\":\"a\"},\"timestamp\":1}",
+            "metric[0](name=m).value may not be null.",
+        ),
         ("\u{0}\u{1}garbage", ""),
     ] {
         let r = d.post("/api/v1/datapoints", body);
@@ -81,7 +99,13 @@ fn bad_bodies_get_clear_400s_never_5xx() {
             assert_eq!(errors[0], want, "{body:?}");
         }
     }
-    let r = http(d.http, "POST", "/api/v1/datapoints", &[("Content-Encoding", "gzip")], b"not gzip at all");
+    let r = http(
+        d.http,
+        "POST",
+        "/api/v1/datapoints",
+        &[("Content-Encoding", "gzip")],
+        b"not gzip at all",
+    );
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.errors()[0].contains("gunzip"), "{:?}", r.errors());
 }
@@ -90,18 +114,32 @@ fn bad_bodies_get_clear_400s_never_5xx() {
 fn gzip_bodies_and_the_decompressed_body_limit() {
     let d = Daemon::start(&[("kairosd.http.max_body_bytes", "100000")]);
     let body = r#"[{"name":"g.z","tags":{"h":"a"},"datapoints":[[1,1],[2,2]]}]"#;
-    let r = http(d.http, "POST", "/api/v1/datapoints", &[("Content-Encoding", "gzip")], &gzip(body.as_bytes()));
+    let r = http(
+        d.http,
+        "POST",
+        "/api/v1/datapoints",
+        &[("Content-Encoding", "gzip")],
+        &gzip(body.as_bytes()),
+    );
     assert_eq!(r.status, 204, "{}", r.text());
     assert_eq!(d.values("g.z", json!({})).len(), 2);
     // 150 kB of JSON that gzips to ~1 kB: the limit counts what it inflates to.
     let mut big = String::from("[");
     for i in 0..3000 {
-        big.push_str(&format!("{{\"name\":\"g.big\",\"tags\":{{\"h\":\"a\"}},\"timestamp\":{i},\"value\":1}},"));
+        big.push_str(&format!(
+            "{{\"name\":\"g.big\",\"tags\":{{\"h\":\"a\"}},\"timestamp\":{i},\"value\":1}},"
+        ));
     }
     big.pop();
     big.push(']');
     assert!(big.len() > 100_000);
-    let r = http(d.http, "POST", "/api/v1/datapoints", &[("Content-Encoding", "gzip")], &gzip(big.as_bytes()));
+    let r = http(
+        d.http,
+        "POST",
+        "/api/v1/datapoints",
+        &[("Content-Encoding", "gzip")],
+        &gzip(big.as_bytes()),
+    );
     assert_eq!(r.status, 413, "{}", r.text());
     let r = d.post("/api/v1/datapoints", &big);
     assert_eq!(r.status, 413, "{}", r.text());
@@ -111,7 +149,10 @@ fn gzip_bodies_and_the_decompressed_body_limit() {
 #[test]
 fn query_filters_order_limit_and_relative_times() {
     let d = Daemon::start(&[]);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let mut body = Vec::new();
     for (host, dc) in [("a", "eu"), ("b", "eu"), ("c", "us")] {
         body.push(json!({"name": "q.m", "tags": {"host": host, "dc": dc}, "datapoints": [[now - 3000, 1], [now - 2000, 2], [now - 1000, 3]]}));
@@ -124,7 +165,10 @@ fn query_filters_order_limit_and_relative_times() {
     };
     let abs = json!({"start_absolute": 0});
     // AND across tag names, OR within one name's values.
-    let r = sample(json!({"name": "q.m", "tags": {"dc": "eu", "host": ["a", "c"]}}), abs.clone());
+    let r = sample(
+        json!({"name": "q.m", "tags": {"dc": "eu", "host": ["a", "c"]}}),
+        abs.clone(),
+    );
     assert_eq!(r["sample_size"], 3);
     assert_eq!(r["results"][0]["tags"], json!({"dc": ["eu"], "host": ["a"]}));
     let r = sample(json!({"name": "q.m", "tags": {"host": "regex:^[ab]$"}}), abs.clone());
@@ -134,10 +178,18 @@ fn query_filters_order_limit_and_relative_times() {
     assert_eq!(r["results"][0]["values"], json!([]));
     // Equal timestamps from different series are all kept; desc + limit.
     let r = sample(json!({"name": "q.m", "order": "desc", "limit": 4}), abs.clone());
-    let ts: Vec<i64> = r["results"][0]["values"].as_array().unwrap().iter().map(|v| v[0].as_i64().unwrap()).collect();
+    let ts: Vec<i64> = r["results"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v[0].as_i64().unwrap())
+        .collect();
     assert_eq!(ts, vec![now - 1000, now - 1000, now - 1000, now - 2000]);
     // Relative start: the last 1.5 s holds only the newest point of each series.
-    let r = sample(json!({"name": "q.m"}), json!({"start_relative": {"value": 1500, "unit": "milliseconds"}}));
+    let r = sample(
+        json!({"name": "q.m"}),
+        json!({"start_relative": {"value": 1500, "unit": "milliseconds"}}),
+    );
     assert_eq!(r["sample_size"], 3);
     let r = sample(json!({"name": "q.m", "exclude_tags": true}), abs.clone());
     assert!(r["results"][0].get("tags").is_none());
@@ -153,17 +205,32 @@ fn query_filters_order_limit_and_relative_times() {
     let r = d.get(&format!("/api/v1/datapoints/query?query={enc}"));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["queries"][0]["sample_size"], 9);
-    assert_eq!(d.query(json!({"start_absolute": 0, "metrics": []})), json!({"queries": []}));
+    assert_eq!(
+        d.query(json!({"start_absolute": 0, "metrics": []})),
+        json!({"queries": []})
+    );
 }
 
 #[test]
 fn query_errors_are_400_with_kairosdb_texts() {
     let d = Daemon::start(&[]);
     for (q, want) in [
-        (json!({"metrics": [{"name": "m"}]}), "query.metric[0].start_time relative or absolute time must be set"),
-        (json!({"start_absolute": 5, "end_absolute": 1, "metrics": [{"name": "m"}]}), "query.metric[0].end_time must be greater than the start time"),
-        (json!({"start_absolute": 5, "metrics": [{"name": ""}]}), "query.metric[0].name may not be empty"),
-        (json!({"start_absolute": 5}), "query.metric[] must have a size of at least 1"),
+        (
+            json!({"metrics": [{"name": "m"}]}),
+            "query.metric[0].start_time relative or absolute time must be set",
+        ),
+        (
+            json!({"start_absolute": 5, "end_absolute": 1, "metrics": [{"name": "m"}]}),
+            "query.metric[0].end_time must be greater than the start time",
+        ),
+        (
+            json!({"start_absolute": 5, "metrics": [{"name": ""}]}),
+            "query.metric[0].name may not be empty",
+        ),
+        (
+            json!({"start_absolute": 5}),
+            "query.metric[] must have a size of at least 1",
+        ),
     ] {
         let r = d.post("/api/v1/datapoints/query", &q.to_string());
         assert_eq!(r.status, 400);
@@ -174,7 +241,11 @@ fn query_errors_are_400_with_kairosdb_texts() {
         &json!({"start_absolute": 5, "metrics": [{"name": "m", "aggregators": [{"name": "sum"}]}]}).to_string(),
     );
     assert_eq!(r.status, 400);
-    assert!(r.errors()[0].contains("aggregators are not supported"), "{:?}", r.errors());
+    assert!(
+        r.errors()[0].contains("aggregators are not supported"),
+        "{:?}",
+        r.errors()
+    );
     let r = d.post("/api/v1/datapoints/query", "{not json");
     assert_eq!(r.status, 400);
 }
@@ -185,7 +256,10 @@ fn query_point_limit_is_a_400_not_an_out_of_memory() {
     let pts: Vec<_> = (0..20).map(|i| json!([i, i])).collect();
     let body = json!([{"name": "big", "tags": {"h": "a"}, "datapoints": pts}]);
     assert_eq!(d.post("/api/v1/datapoints", &body.to_string()).status, 204);
-    let r = d.post("/api/v1/datapoints/query", &json!({"start_absolute": 0, "metrics": [{"name": "big"}]}).to_string());
+    let r = d.post(
+        "/api/v1/datapoints/query",
+        &json!({"start_absolute": 0, "metrics": [{"name": "big"}]}).to_string(),
+    );
     assert_eq!(r.status, 400);
     assert!(r.errors()[0].contains("kairosd.query.max_points"), "{:?}", r.errors());
 }
@@ -209,8 +283,14 @@ fn metadata_health_version_and_metrics() {
         let body = format!(r#"{{"name":"{name}","tags":{{"h":"a"}},"timestamp":1,"value":1}}"#);
         assert_eq!(d.post("/api/v1/datapoints", &body).status, 204);
     }
-    assert_eq!(d.get("/api/v1/metricnames").json(), json!({"results": ["app.req", "sys.cpu", "sys.mem"]}));
-    assert_eq!(d.get("/api/v1/metricnames?prefix=sys").json(), json!({"results": ["sys.cpu", "sys.mem"]}));
+    assert_eq!(
+        d.get("/api/v1/metricnames").json(),
+        json!({"results": ["app.req", "sys.cpu", "sys.mem"]})
+    );
+    assert_eq!(
+        d.get("/api/v1/metricnames?prefix=sys").json(),
+        json!({"results": ["sys.cpu", "sys.mem"]})
+    );
     assert_eq!(d.get("/api/v1/health/check").status, 204);
     assert_eq!(d.get("/api/v1/health/status").json(), json!(["Datastore-Query: OK"]));
     let v = d.get("/api/v1/version").json();
@@ -224,7 +304,13 @@ fn metadata_health_version_and_metrics() {
     let r = d.get("/api/v1/datapoints");
     assert_eq!(r.status, 405);
     assert_eq!(r.header("Allow"), Some("POST"));
-    let r = http(d.http, "OPTIONS", "/api/v1/datapoints", &[("Access-Control-Request-Method", "POST")], b"");
+    let r = http(
+        d.http,
+        "OPTIONS",
+        "/api/v1/datapoints",
+        &[("Access-Control-Request-Method", "POST")],
+        b"",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.header("Access-Control-Allow_Method"), Some("POST"));
 }
@@ -236,10 +322,18 @@ fn gzip_responses_when_asked() {
     let body = json!([{"name": "gzr", "tags": {"h": "a"}, "datapoints": pts}]);
     assert_eq!(d.post("/api/v1/datapoints", &body.to_string()).status, 204);
     let q = json!({"start_absolute": 0, "metrics": [{"name": "gzr"}]}).to_string();
-    let r = http(d.http, "POST", "/api/v1/datapoints/query", &[("Accept-Encoding", "gzip")], q.as_bytes());
+    let r = http(
+        d.http,
+        "POST",
+        "/api/v1/datapoints/query",
+        &[("Accept-Encoding", "gzip")],
+        q.as_bytes(),
+    );
     assert_eq!(r.header("Content-Encoding"), Some("gzip"));
     let mut text = String::new();
-    flate2::read::GzDecoder::new(&r.body[..]).read_to_string(&mut text).unwrap();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_string(&mut text)
+        .unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["queries"][0]["sample_size"], 500);
 }
@@ -261,12 +355,16 @@ fn idle_keep_alive_connection_is_closed() {
     let d = Daemon::start(&[("kairosdb.jetty.socket_idle_timeout", "300")]);
     let mut s = TcpStream::connect(d.http).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /api/v1/health/check HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"GET /api/v1/health/check HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let started = Instant::now();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 204"));
-    assert!(started.elapsed() < Duration::from_secs(5), "idle connection was held open");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "idle connection was held open"
+    );
 }
 
 #[test]
@@ -274,10 +372,24 @@ fn curl_posts_gzip_and_queries() {
     let d = Daemon::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("body.json.gz");
-    std::fs::write(&file, gzip(br#"[{"name":"curl.m","tags":{"h":"a"},"datapoints":[[1,10],[2,20]]}]"#)).unwrap();
+    std::fs::write(
+        &file,
+        gzip(br#"[{"name":"curl.m","tags":{"h":"a"},"datapoints":[[1,10],[2,20]]}]"#),
+    )
+    .unwrap();
     let url = format!("http://{}/api/v1/datapoints", d.http);
     let out = Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Content-Encoding: gzip", "-H", "Content-Type: application/json"])
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Content-Encoding: gzip",
+            "-H",
+            "Content-Type: application/json",
+        ])
         .arg("--data-binary")
         .arg(format!("@{}", file.display()))
         .arg(&url)

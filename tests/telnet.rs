@@ -26,7 +26,12 @@ fn put_lines_are_stored_with_kairosdb_rules() {
     let v = d.wait_for_points("t.sec", 4);
     assert_eq!(
         v,
-        vec![json!([5, 7]), json!([1_700_000_000_000i64, 1]), json!([1_700_000_001_000i64, 2.5]), json!([1_700_000_002_000i64, 4])]
+        vec![
+            json!([5, 7]),
+            json!([1_700_000_000_000i64, 1]),
+            json!([1_700_000_001_000i64, 2.5]),
+            json!([1_700_000_002_000i64, 4])
+        ]
     );
     // A put without tags gets KairosDB's `add=tag`.
     d.wait_for_points("t.notags", 1);
@@ -50,7 +55,10 @@ fn bad_and_over_long_lines_cost_one_line_and_keep_the_connection() {
     input.push_str("put t.bad 1700000005 5 host=a\n");
     s.write_all(input.as_bytes()).unwrap();
     let v = d.wait_for_points("t.bad", 2);
-    assert_eq!(v, vec![json!([1_700_000_000_000i64, 1]), json!([1_700_000_005_000i64, 5])]);
+    assert_eq!(
+        v,
+        vec![json!([1_700_000_000_000i64, 1]), json!([1_700_000_005_000i64, 5])]
+    );
     // The connection is still open and still ingesting.
     s.write_all(b"put t.bad 1700000006 6 host=a\n").unwrap();
     assert_eq!(d.wait_for_points("t.bad", 3).len(), 3);
@@ -73,7 +81,8 @@ fn version_command_answers_one_line() {
 fn unterminated_last_line_is_dropped_like_kairosdb() {
     let d = Daemon::start(&[]);
     let mut s = d.telnet();
-    s.write_all(b"put t.eof 1700000000 1 h=a\nput t.eof 1700000001 2 h=a").unwrap();
+    s.write_all(b"put t.eof 1700000000 1 h=a\nput t.eof 1700000001 2 h=a")
+        .unwrap();
     drop(s);
     let v = d.wait_for_points("t.eof", 1);
     std::thread::sleep(Duration::from_millis(200));
@@ -100,7 +109,8 @@ fn thousands_of_concurrent_connections() {
     let conns: Vec<TcpStream> = (0..n)
         .map(|i| {
             let mut s = d.telnet();
-            s.write_all(format!("put t.many 1700000000 {i} conn=c{i}\n").as_bytes()).unwrap();
+            s.write_all(format!("put t.many 1700000000 {i} conn=c{i}\n").as_bytes())
+                .unwrap();
             s
         })
         .collect();

@@ -26,9 +26,7 @@ pub const QUOTE_LIMIT: usize = 64;
 pub enum NumberError {
     #[error("'{0}' has no digits")]
     MissingDigits(String),
-    #[error(
-        "'{0}' is not a whole number (only an optional '-' followed by the digits 0-9 is allowed)"
-    )]
+    #[error("'{0}' is not a whole number (only an optional '-' followed by the digits 0-9 is allowed)")]
     NotInteger(String),
     #[error("'{0}' is out of range for a 64-bit integer")]
     OutOfRange(String),
@@ -76,19 +74,12 @@ pub fn parse_long(s: &[u8]) -> Result<i64, NumberError> {
             return Err(NumberError::NotInteger(quote(s)));
         }
         // Keep scanning after an overflow: a later non-digit makes it malformed instead.
-        match magnitude
-            .checked_mul(10)
-            .and_then(|m| m.checked_add(u64::from(d)))
-        {
+        match magnitude.checked_mul(10).and_then(|m| m.checked_add(u64::from(d))) {
             Some(m) => magnitude = m,
             None => overflow = true,
         }
     }
-    let limit = if negative {
-        1u64 << 63
-    } else {
-        i64::MAX as u64
-    };
+    let limit = if negative { 1u64 << 63 } else { i64::MAX as u64 };
     if overflow || magnitude > limit {
         return Err(NumberError::OutOfRange(quote(s)));
     }
@@ -142,10 +133,9 @@ fn decimal(i: &[u8]) -> IResult<&[u8], JavaDouble<'_>> {
 
 fn hex(i: &[u8]) -> IResult<&[u8], JavaDouble<'_>> {
     let digits = alt((
-        map(
-            (hex_digit1, opt(preceded(char('.'), hex_digit0))),
-            |(int, frac)| (int, frac.unwrap_or_default()),
-        ),
+        map((hex_digit1, opt(preceded(char('.'), hex_digit0))), |(int, frac)| {
+            (int, frac.unwrap_or_default())
+        }),
         map(preceded(char('.'), hex_digit1), |frac| (&b""[..], frac)),
     ));
     map(
@@ -176,10 +166,7 @@ fn special(i: &[u8]) -> IResult<&[u8], JavaDouble<'_>> {
     map(
         (
             sign,
-            alt((
-                value(f64::NAN, tag("NaN")),
-                value(f64::INFINITY, tag("Infinity")),
-            )),
+            alt((value(f64::NAN, tag("NaN")), value(f64::INFINITY, tag("Infinity")))),
         ),
         |(negative, v)| JavaDouble::Special(if negative { -v } else { v }),
     )
@@ -250,9 +237,10 @@ fn hex_to_f64(h: &HexFloat<'_>) -> f64 {
             }
         }
     }
-    let exp: i64 = h.exp.iter().fold(0i64, |acc, &b| {
-        (acc * 10 + i64::from(b - b'0')).min(EXP_CLAMP)
-    });
+    let exp: i64 = h
+        .exp
+        .iter()
+        .fold(0i64, |acc, &b| (acc * 10 + i64::from(b - b'0')).min(EXP_CLAMP));
     let exp = if h.exp_negative { -exp } else { exp };
     let magnitude = if mantissa == 0 {
         0.0
@@ -343,9 +331,9 @@ pub fn decimal_to_long(s: &[u8]) -> Result<(i64, bool), NumberError> {
         if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
             return Err(bad());
         }
-        exp = digits.iter().fold(0i64, |acc, &b| {
-            (acc * 10 + i64::from(b - b'0')).min(EXP_CLAMP)
-        });
+        exp = digits
+            .iter()
+            .fold(0i64, |acc, &b| (acc * 10 + i64::from(b - b'0')).min(EXP_CLAMP));
         if exp_negative {
             exp = -exp;
         }
@@ -379,11 +367,7 @@ pub fn decimal_to_long(s: &[u8]) -> Result<(i64, bool), NumberError> {
         return Err(NumberError::OutOfRange(quote(s)));
     }
     let exact = (whole_digits..total).all(|i| digit(i) == 0);
-    let limit = if negative {
-        1u64 << 63
-    } else {
-        i64::MAX as u64
-    };
+    let limit = if negative { 1u64 << 63 } else { i64::MAX as u64 };
     if magnitude > limit {
         return Err(NumberError::OutOfRange(quote(s)));
     }
@@ -546,12 +530,7 @@ mod tests {
         for &(s, v, exact) in ok {
             assert_eq!(decimal_to_long(s.as_bytes()), Ok((v, exact)), "{s}");
         }
-        for s in [
-            "9223372036854775808",
-            "1e19",
-            "1e400",
-            "-1e9999999999999999999999",
-        ] {
+        for s in ["9223372036854775808", "1e19", "1e400", "-1e9999999999999999999999"] {
             assert_eq!(
                 decimal_to_long(s.as_bytes()),
                 Err(NumberError::OutOfRange(s.into())),

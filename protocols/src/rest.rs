@@ -227,9 +227,9 @@ impl<'de> DeserializeSeed<'de> for MetricSeed<'_, 'de> {
 impl MetricSeed<'_, '_> {
     fn wrong(self, kind: &str) {
         let index = self.0.index;
-        self.0.errors.push(format!(
-            "metric[{index}] must be a JSON object, not {kind}."
-        ));
+        self.0
+            .errors
+            .push(format!("metric[{index}] must be a JSON object, not {kind}."));
     }
 }
 
@@ -269,9 +269,7 @@ impl<'de> Visitor<'de> for MetricSeed<'_, 'de> {
                 Field::Ttl => f.ttl = Some(map.next_value()?),
                 Field::SkipValidate => f.skip_validate = Some(map.next_value()?),
                 Field::Tags => f.tags = map.next_value_seed(TagsSeed(&mut state.tags))?,
-                Field::Datapoints => {
-                    f.datapoints = map.next_value_seed(EntriesSeed(&mut state.entries))?
-                }
+                Field::Datapoints => f.datapoints = map.next_value_seed(EntriesSeed(&mut state.entries))?,
                 Field::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }

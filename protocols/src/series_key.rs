@@ -114,7 +114,13 @@ mod tests {
         assert_eq!(key, b"m\x01\x01x\0a\x01\x02\0b\0c\0\0");
         let (m, t) = decode(&key).unwrap();
         assert_eq!(m, "m\u{0}x");
-        assert_eq!(t, vec![("a\u{1}".to_string(), "b".to_string()), ("c".to_string(), String::new())]);
+        assert_eq!(
+            t,
+            vec![
+                ("a\u{1}".to_string(), "b".to_string()),
+                ("c".to_string(), String::new())
+            ]
+        );
     }
 
     #[test]

@@ -36,10 +36,7 @@ pub enum TelnetError {
     #[error("Unsupported command: 'puts'; kairosd does not store string data points (send a number with put or putm)")]
     StringPut,
     #[error("{command} needs a metric name, a timestamp and a value: '{command} <metric> <timestamp> <value> [<tag>=<value> ...]' (got {fields} of the 3)")]
-    MissingFields {
-        command: &'static str,
-        fields: usize,
-    },
+    MissingFields { command: &'static str, fields: usize },
     #[error("metricName may not be empty.")]
     EmptyMetric,
     #[error("timestamp: {0}")]
@@ -81,11 +78,7 @@ struct TagSpan {
 const TTL_TAG: &[u8] = b"kairos_opt.ttl";
 
 /// Parses one line; see the module documentation.
-pub fn parse_line(
-    line: &[u8],
-    batch: &mut PointBatch,
-    scratch: &mut Scratch,
-) -> Result<Line, TelnetError> {
+pub fn parse_line(line: &[u8], batch: &mut PointBatch, scratch: &mut Scratch) -> Result<Line, TelnetError> {
     let text = std::str::from_utf8(line).map_err(|e| TelnetError::NotUtf8 {
         offset: e.valid_up_to(),
     })?;
@@ -110,8 +103,7 @@ pub fn parse_line(
 
     // KairosDB's order of checks: timestamp, metric name, value, tags.
     let ts_raw = number::parse_long(&line[ts]).map_err(TelnetError::Timestamp)?;
-    let timestamp =
-        timestamp::to_millis(ts_raw, unit).ok_or(TelnetError::TimestampOverflow(ts_raw))?;
+    let timestamp = timestamp::to_millis(ts_raw, unit).ok_or(TelnetError::TimestampOverflow(ts_raw))?;
     if metric.is_empty() {
         return Err(TelnetError::EmptyMetric);
     }
@@ -142,9 +134,7 @@ pub fn parse_line(
         // KairosDB stores tag-less telnet points under `add=tag` (since 0.9).
         batch.push_parts(metric, [("add", "tag")], timestamp, value, ttl);
     } else {
-        let pairs = tags
-            .iter()
-            .map(|t| (&text[t.name.clone()], &text[t.value.clone()]));
+        let pairs = tags.iter().map(|t| (&text[t.name.clone()], &text[t.value.clone()]));
         batch.push_parts(metric, pairs, timestamp, value, ttl);
     }
     Ok(Line::Point)
@@ -159,9 +149,7 @@ fn parse_value(token: &[u8]) -> Result<Value, TelnetError> {
         }
         Ok(Value::Double(v))
     } else {
-        number::parse_long(token)
-            .map(Value::Long)
-            .map_err(TelnetError::Value)
+        number::parse_long(token).map(Value::Long).map_err(TelnetError::Value)
     }
 }
 

@@ -58,9 +58,10 @@ const STEP_S: i64 = 10;
 fn main() {
     let args = Args::parse();
     let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
-    let exe = args.kairosd.clone().unwrap_or_else(|| {
-        std::env::current_exe().expect("own path").with_file_name("kairosd")
-    });
+    let exe = args
+        .kairosd
+        .clone()
+        .unwrap_or_else(|| std::env::current_exe().expect("own path").with_file_name("kairosd"));
     let run_dir = args.work.join(format!("run-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(&run_dir).expect("create work dir");
@@ -101,7 +102,11 @@ fn main() {
     let counted = count(http, base_ts * 1000, last_ts * 1000);
     daemon.stop();
     let disk_before = dir_bytes(&data);
-    let status = Command::new(&exe).arg("compact").arg(&data).status().expect("run kairosd compact");
+    let status = Command::new(&exe)
+        .arg("compact")
+        .arg(&data)
+        .status()
+        .expect("run kairosd compact");
     assert!(status.success(), "kairosd compact failed");
     let disk = dir_bytes(&data);
     let n = args.points as f64;
@@ -128,7 +133,10 @@ fn main() {
 /// Per connection, the wire bytes to send, in chunks (one REST request each).
 fn generate(args: &Args) -> (Vec<Vec<Vec<u8>>>, i64, i64) {
     let steps = args.points.div_ceil(args.series) as i64;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let base_ts = now - 200 - (steps - 1) * STEP_S;
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
@@ -163,7 +171,10 @@ fn generate(args: &Args) -> (Vec<Vec<Vec<u8>>>, i64, i64) {
             let buf = bufs[c].last_mut().unwrap();
             match args.proto {
                 Proto::Telnet => {
-                    let _ = writeln!(buf, "put bench.m{metric} {ts} {value} host=h{host:03} dc=dc{dc} svc=s{svc}");
+                    let _ = writeln!(
+                        buf,
+                        "put bench.m{metric} {ts} {value} host=h{host:03} dc=dc{dc} svc=s{svc}"
+                    );
                     if buf.len() > 1 << 20 {
                         bufs[c].push(Vec::with_capacity(1 << 20));
                     }
@@ -225,7 +236,11 @@ fn send(addr: SocketAddr, proto: Proto, chunks: Vec<Vec<u8>>) {
 fn read_response(r: &mut BufReader<TcpStream>) -> u16 {
     let mut line = String::new();
     r.read_line(&mut line).expect("status line");
-    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
     let mut len = 0usize;
     loop {
         line.clear();
@@ -257,7 +272,9 @@ fn http_get(addr: SocketAddr, path: &str, body: Option<&str>) -> String {
     s.write_all(req.as_bytes()).expect("send");
     let mut out = String::new();
     s.read_to_string(&mut out).expect("read");
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
 }
 
 fn written(http: SocketAddr) -> u64 {
@@ -295,21 +312,37 @@ impl Daemon {
         cmd.arg("serve")
             .arg("--set")
             .arg(format!("kairosd.data_dir={}", data.display()))
-            .args(["--set", "kairosdb.telnetserver.address=127.0.0.1", "--set", "kairosdb.telnetserver.port=0"])
-            .args(["--set", "kairosdb.jetty.address=127.0.0.1", "--set", "kairosdb.jetty.port=0"]);
+            .args([
+                "--set",
+                "kairosdb.telnetserver.address=127.0.0.1",
+                "--set",
+                "kairosdb.telnetserver.port=0",
+            ])
+            .args([
+                "--set",
+                "kairosdb.jetty.address=127.0.0.1",
+                "--set",
+                "kairosdb.jetty.port=0",
+            ]);
         for s in sets {
             cmd.arg("--set").arg(s);
         }
         let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start kairosd");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("ready line");
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("ready line");
         let addr = |name: &str| -> SocketAddr {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(name))
                 .and_then(|a| a.parse().ok())
                 .unwrap_or_else(|| panic!("kairosd did not start: {line:?}"))
         };
-        Daemon { telnet: addr("telnet="), http: addr("http="), child }
+        Daemon {
+            telnet: addr("telnet="),
+            http: addr("http="),
+            child,
+        }
     }
 
     fn pid(&self) -> u32 {

@@ -49,7 +49,10 @@ pub async fn handle(req: Request<Incoming>, peer: SocketAddr, ctx: &HttpContext)
     ctx.metrics.http_requests.fetch_add(1, Relaxed);
     let path = req.uri().path().trim_end_matches('/').to_string();
     let Some((_, methods)) = ROUTES.iter().find(|(p, _)| *p == path) else {
-        return errors(StatusCode::NOT_FOUND, &[format!("Resource not found: {}", req.uri().path())]);
+        return errors(
+            StatusCode::NOT_FOUND,
+            &[format!("Resource not found: {}", req.uri().path())],
+        );
     };
     let method = req.method().clone();
     if method == Method::OPTIONS {
@@ -61,7 +64,10 @@ pub async fn handle(req: Request<Incoming>, peer: SocketAddr, ctx: &HttpContext)
             StatusCode::METHOD_NOT_ALLOWED,
             &[format!("{method} is not allowed on {path}; use {}", allow.join(" or "))],
         );
-        r.headers_mut().insert(header::ALLOW, HeaderValue::from_str(&allow.join(", ")).expect("method names"));
+        r.headers_mut().insert(
+            header::ALLOW,
+            HeaderValue::from_str(&allow.join(", ")).expect("method names"),
+        );
         return r;
     }
     let accepts_gzip = req
@@ -84,7 +90,10 @@ pub async fn handle(req: Request<Incoming>, peer: SocketAddr, ctx: &HttpContext)
         }
         "/metrics" => {
             let mut r = Response::new(Full::new(Bytes::from(ctx.metrics.render())));
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
             r
         }
         _ => unreachable!("every route is matched above"),
@@ -137,7 +146,12 @@ async fn query(req: Request<Incoming>, ctx: &HttpContext) -> Resp {
     let body = if req.method() == Method::GET {
         match query_param(req.uri().query().unwrap_or(""), "query") {
             Some(q) => Bytes::from(q),
-            None => return errors(StatusCode::BAD_REQUEST, &["GET needs the query as ?query=<url-encoded JSON>".into()]),
+            None => {
+                return errors(
+                    StatusCode::BAD_REQUEST,
+                    &["GET needs the query as ?query=<url-encoded JSON>".into()],
+                )
+            }
         }
     } else {
         let (parts, body) = req.into_parts();
@@ -216,7 +230,10 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' => match (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            b'%' => match (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) {
                 (Some(h), Some(l)) => {
                     out.push(h << 4 | l);
                     i += 2;
@@ -242,15 +259,18 @@ fn with_common_headers(mut r: Resp) -> Resp {
 fn json_response(status: StatusCode, body: String) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
     with_common_headers(r)
 }
 
 fn empty(status: StatusCode) -> Resp {
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     with_common_headers(r)
 }
 
@@ -288,7 +308,9 @@ async fn gzip(resp: Resp) -> Resp {
     });
     match compressed {
         Ok(c) => {
-            parts.headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            parts
+                .headers
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             parts.headers.remove(header::CONTENT_LENGTH);
             Response::from_parts(parts, Full::new(Bytes::from(c)))
         }

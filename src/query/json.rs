@@ -114,14 +114,21 @@ mod tests {
         };
         let mut tags = BTreeMap::new();
         tags.insert("host".to_string(), BTreeSet::from(["a".to_string(), "b".to_string()]));
-        let r = MetricResult { sample_size: 2, tags, values: vec![(1, Value::Long(3)), (2, Value::Double(0.5))] };
+        let r = MetricResult {
+            sample_size: 2,
+            tags,
+            values: vec![(1, Value::Long(3)), (2, Value::Double(0.5))],
+        };
         let text = render(std::slice::from_ref(&m), &[r]);
         assert_eq!(
             text,
             r#"{"queries":[{"sample_size":2,"results":[{"name":"m\"x","group_by":[{"name":"type","type":"number"}],"tags":{"host":["a","b"]},"values":[[1,3],[2,0.5]]}]}]}"#
         );
         let empty = render(&[m], &[MetricResult::default()]);
-        assert_eq!(empty, r#"{"queries":[{"sample_size":0,"results":[{"name":"m\"x","tags":{},"values":[]}]}]}"#);
+        assert_eq!(
+            empty,
+            r#"{"queries":[{"sample_size":0,"results":[{"name":"m\"x","tags":{},"values":[]}]}]}"#
+        );
         let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(parsed["queries"][0]["results"][0]["values"][1][1], 0.5);
     }

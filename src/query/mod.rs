@@ -80,7 +80,9 @@ fn run_metric(store: &Store, query: &Query, m: &MetricQuery, max_points: usize) 
     }
     // Series are merged by timestamp; equal timestamps from different series are all
     // kept, ordered by value (spec 4.5).
-    result.values.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| value_order(&a.1, &b.1)));
+    result
+        .values
+        .sort_by(|a, b| a.0.cmp(&b.0).then_with(|| value_order(&a.1, &b.1)));
     if m.order == Order::Desc {
         result.values.reverse();
     }

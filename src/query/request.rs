@@ -130,7 +130,11 @@ fn time_field(obj: &Map<String, Json>, prefix: &str, now: i64) -> Result<Option<
 /// A JSON integer, or a string holding one (KairosDB accepts `"value":"5"`).
 fn integer(v: &Json) -> Option<i64> {
     match v {
-        Json::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64)),
+        Json::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+                .map(|f| f as i64)
+        }),
         Json::String(s) => s.trim().parse().ok(),
         _ => None,
     }
@@ -180,7 +184,9 @@ fn metric(i: usize, m: &Json) -> Result<MetricQuery, Vec<String>> {
                 }
             }
         }
-        Some(_) => errors.push(format!("{ctx}.tags must be an object of tag name to value or list of values")),
+        Some(_) => errors.push(format!(
+            "{ctx}.tags must be an object of tag name to value or list of values"
+        )),
     }
     let limit = match m.get("limit") {
         None | Some(Json::Null) => None,
@@ -192,7 +198,12 @@ fn metric(i: usize, m: &Json) -> Result<MetricQuery, Vec<String>> {
             }
         },
     };
-    let order = match m.get("order").and_then(Json::as_str).map(str::to_ascii_lowercase).as_deref() {
+    let order = match m
+        .get("order")
+        .and_then(Json::as_str)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("asc") => Order::Asc,
         Some("desc") => Order::Desc,
         Some(other) => {
@@ -223,24 +234,44 @@ mod tests {
 
     #[test]
     fn absolute_and_relative_ranges() {
-        let q = parse(br#"{"start_absolute":5,"end_absolute":"9","metrics":[{"name":"m"}]}"#, 0).unwrap();
+        let q = parse(
+            br#"{"start_absolute":5,"end_absolute":"9","metrics":[{"name":"m"}]}"#,
+            0,
+        )
+        .unwrap();
         assert_eq!((q.start, q.end), (5, 9));
-        let q = parse(br#"{"start_relative":{"value":"2","unit":"seconds"},"metrics":[]}"#, 10_000).unwrap();
+        let q = parse(
+            br#"{"start_relative":{"value":"2","unit":"seconds"},"metrics":[]}"#,
+            10_000,
+        )
+        .unwrap();
         assert_eq!((q.start, q.end), (8_000, i64::MAX));
         assert!(q.metrics.is_empty());
     }
 
     #[test]
     fn kairosdb_error_texts() {
-        assert_eq!(errs(r#"{"metrics":[{"name":"m"}]}"#), ["query.metric[0].start_time relative or absolute time must be set"]);
+        assert_eq!(
+            errs(r#"{"metrics":[{"name":"m"}]}"#),
+            ["query.metric[0].start_time relative or absolute time must be set"]
+        );
         assert_eq!(
             errs(r#"{"start_absolute":5,"end_absolute":4,"metrics":[{"name":"m"}]}"#),
             ["query.metric[0].end_time must be greater than the start time"]
         );
-        assert_eq!(errs(r#"{"start_absolute":5,"metrics":[{"name":""}]}"#), ["query.metric[0].name may not be empty"]);
-        assert_eq!(errs(r#"{"start_absolute":5}"#), ["query.metric[] must have a size of at least 1"]);
+        assert_eq!(
+            errs(r#"{"start_absolute":5,"metrics":[{"name":""}]}"#),
+            ["query.metric[0].name may not be empty"]
+        );
+        assert_eq!(
+            errs(r#"{"start_absolute":5}"#),
+            ["query.metric[] must have a size of at least 1"]
+        );
         let e = errs(r#"{"start_relative":{"value":1,"unit":"bogus"},"metrics":[{"name":"m"}]}"#);
-        assert!(e[0].contains("bogus is not a valid time unit, must be one of MILLISECONDS"), "{e:?}");
+        assert!(
+            e[0].contains("bogus is not a valid time unit, must be one of MILLISECONDS"),
+            "{e:?}"
+        );
         assert!(errs("{").pop().unwrap().starts_with("Invalid json"));
     }
 

@@ -56,7 +56,9 @@ fn add_months(ms: i64, months: i64) -> i64 {
     let total = (y * 12 + (m as i64 - 1)).saturating_add(months);
     let (ny, nm) = (total.div_euclid(12), total.rem_euclid(12) as u32 + 1);
     let nd = d.min(days_in_month(ny, nm));
-    days_from_civil(ny, nm, nd).saturating_mul(DAY_MS).saturating_add(in_day)
+    days_from_civil(ny, nm, nd)
+        .saturating_mul(DAY_MS)
+        .saturating_add(in_day)
 }
 
 fn is_leap(y: i64) -> bool {
@@ -113,8 +115,14 @@ mod tests {
     #[test]
     fn months_follow_the_calendar() {
         let mar31 = days_from_civil(2024, 3, 31) * DAY_MS + 5;
-        assert_eq!(subtract(mar31, 1, Unit::Months), days_from_civil(2024, 2, 29) * DAY_MS + 5);
-        assert_eq!(subtract(mar31, 1, Unit::Years), days_from_civil(2023, 3, 31) * DAY_MS + 5);
+        assert_eq!(
+            subtract(mar31, 1, Unit::Months),
+            days_from_civil(2024, 2, 29) * DAY_MS + 5
+        );
+        assert_eq!(
+            subtract(mar31, 1, Unit::Years),
+            days_from_civil(2023, 3, 31) * DAY_MS + 5
+        );
         assert_eq!(subtract(10_000, 2, Unit::Seconds), 8_000);
         assert_eq!(subtract(0, 1, Unit::Weeks), -7 * DAY_MS);
         assert_eq!(Unit::parse("hours"), Some(Unit::Hours));

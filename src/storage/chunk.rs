@@ -348,7 +348,12 @@ struct BitReader<'a> {
 
 impl<'a> BitReader<'a> {
     fn new(buf: &'a [u8]) -> Self {
-        BitReader { buf, pos: 0, acc: 0, n: 0 }
+        BitReader {
+            buf,
+            pos: 0,
+            acc: 0,
+            n: 0,
+        }
     }
 
     #[inline(always)]
@@ -468,11 +473,18 @@ impl IntPlan {
     /// (counters, timestamp intervals), saving the sign bit, or all bits when constant.
     fn choose(xs: &[i64]) -> IntPlan {
         let m = xs.len() as u64;
-        let (min, max) = xs.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        let (min, max) = xs
+            .iter()
+            .fold((i64::MAX, i64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
         let base_cost = varint_len(zz(min)) * 8;
         if min == max {
             // Exact intervals, constant rates: the frame of reference alone says it all.
-            return IntPlan { zigzag: false, base: min, classes: 1, widths: [0; 3] };
+            return IntPlan {
+                zigzag: false,
+                base: min,
+                classes: 1,
+                widths: [0; 3],
+            };
         }
         if min >= 0 {
             // Every x - min ≤ x ≤ zz(x): zigzag cannot beat the frame of reference by
@@ -482,7 +494,12 @@ impl IntPlan {
                 hist[bitlen(x.wrapping_sub(min) as u64) as usize] += 1;
             }
             let (_, classes, widths) = best_classes(&hist, m);
-            return IntPlan { zigzag: false, base: min, classes, widths };
+            return IntPlan {
+                zigzag: false,
+                base: min,
+                classes,
+                widths,
+            };
         }
         let (mut hz, mut hf) = ([0u32; 65], [0u32; 65]);
         for &x in xs {
@@ -492,9 +509,19 @@ impl IntPlan {
         let (zz_cost, classes, widths) = best_classes(&hz, m);
         let (for_cost, for_classes, for_widths) = best_classes(&hf, m);
         if for_cost + base_cost < zz_cost {
-            IntPlan { zigzag: false, base: min, classes: for_classes, widths: for_widths }
+            IntPlan {
+                zigzag: false,
+                base: min,
+                classes: for_classes,
+                widths: for_widths,
+            }
         } else {
-            IntPlan { zigzag: true, base: 0, classes, widths }
+            IntPlan {
+                zigzag: true,
+                base: 0,
+                classes,
+                widths,
+            }
         }
     }
 
@@ -523,7 +550,12 @@ impl IntPlan {
             }
         }
         let base = if zigzag { 0 } else { h.zz_varint()? };
-        Ok(IntPlan { zigzag, base, classes, widths })
+        Ok(IntPlan {
+            zigzag,
+            base,
+            classes,
+            widths,
+        })
     }
 
     fn write(&self, w: &mut BitWriter, xs: &[i64]) {
@@ -832,7 +864,11 @@ fn encode_with(points: &[(i64, Value)], out: &mut Vec<u8>, deltas: &mut Vec<i64>
         d
     }));
     let long_end = deltas.len();
-    let decimal = if nd > 0 { decimal_deltas(doubles(), deltas) } else { None };
+    let decimal = if nd > 0 {
+        decimal_deltas(doubles(), deltas)
+    } else {
+        None
+    };
 
     out.push(kinds | (decimal.map_or(0, |(e, _)| e as u8 + 1) << 2));
     if kinds == KINDS_MIXED {
@@ -902,7 +938,11 @@ fn decode_into(bytes: &[u8], out: &mut Vec<(i64, Value)>) -> Result<(), ChunkErr
         return BitReader::new(&bytes[h.pos..]).finish();
     }
     let ts0 = h.zz_varint()?;
-    let ts_plan = if n >= 2 { Some(IntPlan::read_header(&mut h)?) } else { None };
+    let ts_plan = if n >= 2 {
+        Some(IntPlan::read_header(&mut h)?)
+    } else {
+        None
+    };
 
     let vk = h.byte()?;
     let kinds = vk & 3;
@@ -911,7 +951,11 @@ fn decode_into(bytes: &[u8], out: &mut Vec<(i64, Value)>) -> Result<(), ChunkErr
         return Err(ChunkError::Corrupt("bad value kinds byte"));
     }
     let scale = dcode.checked_sub(1).map(usize::from);
-    let bitmap = if kinds == KINDS_MIXED { Some(h.bytes(n.div_ceil(8))?) } else { None };
+    let bitmap = if kinds == KINDS_MIXED {
+        Some(h.bytes(n.div_ceil(8))?)
+    } else {
+        None
+    };
     let nd = match (kinds, bitmap) {
         (KINDS_LONG, _) => 0,
         (KINDS_DOUBLE, _) => n,
@@ -977,7 +1021,9 @@ fn decode_into(bytes: &[u8], out: &mut Vec<(i64, Value)>) -> Result<(), ChunkErr
     }
 
     if nl > 0 {
-        let mut slots = points.iter_mut().filter(|p| bitmap.is_none() || matches!(p.1, Value::Long(_)));
+        let mut slots = points
+            .iter_mut()
+            .filter(|p| bitmap.is_none() || matches!(p.1, Value::Long(_)));
         let mut v = first_long;
         if let Some(s) = slots.next() {
             s.1 = Value::Long(v);
@@ -992,7 +1038,9 @@ fn decode_into(bytes: &[u8], out: &mut Vec<(i64, Value)>) -> Result<(), ChunkErr
         }
     }
     if nd > 0 {
-        let mut slots = points.iter_mut().filter(|p| bitmap.is_none() || matches!(p.1, Value::Double(_)));
+        let mut slots = points
+            .iter_mut()
+            .filter(|p| bitmap.is_none() || matches!(p.1, Value::Double(_)));
         match scale {
             Some(e) => {
                 let div = POW10[e];
@@ -1096,7 +1144,10 @@ mod tests {
     #[test]
     fn bytes_per_point_on_benchmark_shape() {
         let mut rng = Rng(42);
-        for (name, make) in [("gauge", gauge_chunk as fn(&mut Rng, i64) -> _), ("counter", counter_chunk)] {
+        for (name, make) in [
+            ("gauge", gauge_chunk as fn(&mut Rng, i64) -> _),
+            ("counter", counter_chunk),
+        ] {
             let (mut bytes, mut points) = (0, 0);
             for c in 0..100 {
                 let chunk = make(&mut rng, 1_700_000_000_000 + c * 3_600_000);
@@ -1129,7 +1180,11 @@ mod tests {
             0.1,
             23.86,
         ];
-        let doubles: Vec<_> = specials.iter().enumerate().map(|(i, &d)| (i as i64, Value::Double(d))).collect();
+        let doubles: Vec<_> = specials
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| (i as i64, Value::Double(d)))
+            .collect();
         roundtrip(&doubles);
         let longs: Vec<_> = [i64::MIN, i64::MAX, 0, -1, 1, i64::MIN, i64::MAX]
             .iter()
@@ -1138,7 +1193,11 @@ mod tests {
             .collect();
         roundtrip(&longs);
         // Extreme timestamps: the single delta wraps past i64::MAX.
-        roundtrip(&[(i64::MIN, Value::Long(1)), (0, Value::Double(-0.0)), (i64::MAX, Value::Long(i64::MIN))]);
+        roundtrip(&[
+            (i64::MIN, Value::Long(1)),
+            (0, Value::Double(-0.0)),
+            (i64::MAX, Value::Long(i64::MIN)),
+        ]);
         // Each special alone (decimal path for some, XOR for the rest) and beside a decimal.
         for &d in &specials {
             roundtrip(&[(5, Value::Double(d))]);
@@ -1151,8 +1210,9 @@ mod tests {
     fn decimal_path_is_used_for_two_decimal_gauges() {
         // Parsed from text, so each is the double nearest to its decimal; the XOR path
         // would spend several bytes per point on these, the decimal path 0 bits.
-        let pts: Vec<_> =
-            (0..100).map(|i| (i * 10_000, Value::Double(format!("20.{i:02}").parse().unwrap()))).collect();
+        let pts: Vec<_> = (0..100)
+            .map(|i| (i * 10_000, Value::Double(format!("20.{i:02}").parse().unwrap())))
+            .collect();
         let buf = roundtrip(&pts);
         assert!(buf.len() < 30, "{} bytes", buf.len());
     }
@@ -1183,7 +1243,10 @@ mod tests {
         let pts: Vec<_> = (0..360)
             .map(|i| {
                 let level = if i < 180 { 2000 } else { 900_000 };
-                (i * 10_000 + rng.below(20) as i64, Value::Double((level + rng.below(100) as i64) as f64 / 100.0))
+                (
+                    i * 10_000 + rng.below(20) as i64,
+                    Value::Double((level + rng.below(100) as i64) as f64 / 100.0),
+                )
             })
             .collect();
         let bpp = roundtrip(&pts).len() as f64 / 360.0;
@@ -1193,10 +1256,21 @@ mod tests {
     #[test]
     fn unsorted_input_is_sorted_last_wins() {
         let mut buf = Vec::new();
-        encode(&[(3, Value::Long(1)), (1, Value::Long(2)), (3, Value::Long(3)), (2, Value::Double(0.5))], &mut buf);
+        encode(
+            &[
+                (3, Value::Long(1)),
+                (1, Value::Long(2)),
+                (3, Value::Long(3)),
+                (2, Value::Double(0.5)),
+            ],
+            &mut buf,
+        );
         let mut out = Vec::new();
         decode(&buf, &mut out).unwrap();
-        assert_eq!(out, vec![(1, Value::Long(2)), (2, Value::Double(0.5)), (3, Value::Long(3))]);
+        assert_eq!(
+            out,
+            vec![(1, Value::Long(2)), (2, Value::Double(0.5)), (3, Value::Long(3))]
+        );
     }
 
     #[test]
@@ -1206,7 +1280,10 @@ mod tests {
         buf[0] = 0x02;
         assert_eq!(decode(&buf, &mut Vec::new()), Err(ChunkError::UnknownKind(2)));
         assert_eq!(count(&buf), Err(ChunkError::UnknownKind(2)));
-        assert_eq!(merge(None, [&buf[..]], &mut Vec::new()), Err(ChunkError::UnknownKind(2)));
+        assert_eq!(
+            merge(None, [&buf[..]], &mut Vec::new()),
+            Err(ChunkError::UnknownKind(2))
+        );
         assert_eq!(decode(&[], &mut Vec::new()), Err(ChunkError::Truncated));
         let mut keep = vec![(0, Value::Long(0))];
         assert!(decode(&buf[..buf.len() - 1], &mut keep).is_err());
@@ -1234,10 +1311,21 @@ mod tests {
         use Value::{Double as D, Long as L};
         let e = [(10, L(1)), (20, L(2)), (30, L(3))];
         assert_eq!(
-            merged(Some(&e), &[&[(20, D(2.5)), (25, L(9))], &[(5, L(0)), (30, L(33))], &[], &[(40, L(4))]]),
+            merged(
+                Some(&e),
+                &[
+                    &[(20, D(2.5)), (25, L(9))],
+                    &[(5, L(0)), (30, L(33))],
+                    &[],
+                    &[(40, L(4))]
+                ]
+            ),
             vec![(5, L(0)), (10, L(1)), (20, D(2.5)), (25, L(9)), (30, L(33)), (40, L(4))]
         );
-        assert_eq!(merged(None, &[&[(1, L(1))], &[(1, L(2))], &[(1, L(3))]]), vec![(1, L(3))]);
+        assert_eq!(
+            merged(None, &[&[(1, L(1))], &[(1, L(2))], &[(1, L(3))]]),
+            vec![(1, L(3))]
+        );
         assert_eq!(merged(None, &[]), vec![]);
         assert_eq!(merged(Some(&[]), &[&[]]), vec![]);
         assert_eq!(merged(Some(&e), &[]), e.to_vec());
@@ -1258,7 +1346,10 @@ mod tests {
             prop::collection::vec(any::<i64>(), 0..200),
             prop::collection::vec(-1_000_000i64..1_000_000, 0..200),
             (any::<i64>(), 1..100_000i64, prop::collection::vec(0..3i64, 0..400)).prop_map(|(s, step, jit)| {
-                jit.iter().enumerate().map(|(i, j)| s.wrapping_add((i as i64).wrapping_mul(step) + j)).collect()
+                jit.iter()
+                    .enumerate()
+                    .map(|(i, j)| s.wrapping_add((i as i64).wrapping_mul(step) + j))
+                    .collect()
             }),
         ]
         .prop_map(sorted_unique)

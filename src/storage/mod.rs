@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use kairos_protocols::{series_key, Value};
 use rocksdb::{
-    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, MergeOperands, Options,
-    ReadOptions, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, MergeOperands, Options, ReadOptions,
+    WriteBatch, WriteOptions, DB,
 };
 
 pub use keys::SeriesId;
@@ -94,7 +94,10 @@ fn merge_chunks(key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -
                 .filter(|op| chunk::count(op).is_ok())
                 .collect::<Vec<_>>();
             out.clear();
-            let (first, rest) = readable.split_first().map(|(f, r)| (Some(*f), r)).unwrap_or((None, &[]));
+            let (first, rest) = readable
+                .split_first()
+                .map(|(f, r)| (Some(*f), r))
+                .unwrap_or((None, &[]));
             chunk::merge(first, rest.iter().copied(), &mut out).ok()?;
             Some(out)
         }
@@ -139,11 +142,20 @@ impl Store {
                 let found = <[u8; 4]>::try_from(v.as_slice()).ok().map(u32::from_be_bytes);
                 if found != Some(SCHEMA_VERSION) {
                     let found = found.map(|v| v.to_string()).unwrap_or_else(|| format!("{v:?}"));
-                    return Err(StoreError::Schema { path: self.path.clone(), found });
+                    return Err(StoreError::Schema {
+                        path: self.path.clone(),
+                        found,
+                    });
                 }
-                let width = self.db.get_cf(meta, META_BUCKET_WIDTH)?.and_then(|w| <[u8; 8]>::try_from(w.as_slice()).ok());
+                let width = self
+                    .db
+                    .get_cf(meta, META_BUCKET_WIDTH)?
+                    .and_then(|w| <[u8; 8]>::try_from(w.as_slice()).ok());
                 let width = width.map(i64::from_be_bytes).filter(|&w| w > 0);
-                self.bucket_width = width.ok_or(StoreError::Corrupt { cf: CF_META, what: "bucket width" })?;
+                self.bucket_width = width.ok_or(StoreError::Corrupt {
+                    cf: CF_META,
+                    what: "bucket width",
+                })?;
                 if self.bucket_width != bucket_width {
                     tracing::warn!(
                         stored = self.bucket_width,
@@ -182,7 +194,10 @@ impl Store {
             None => Ok(1),
             Some(v) => <[u8; 8]>::try_from(v.as_slice())
                 .map(u64::from_be_bytes)
-                .map_err(|_| StoreError::Corrupt { cf: CF_META, what: "next series id" }),
+                .map_err(|_| StoreError::Corrupt {
+                    cf: CF_META,
+                    what: "next series id",
+                }),
         }
     }
 
@@ -192,7 +207,10 @@ impl Store {
             None => Ok(None),
             Some(v) => <[u8; 8]>::try_from(&v[..])
                 .map(|b| Some(u64::from_be_bytes(b)))
-                .map_err(|_| StoreError::Corrupt { cf: CF_SERIES, what: "series id" }),
+                .map_err(|_| StoreError::Corrupt {
+                    cf: CF_SERIES,
+                    what: "series id",
+                }),
         }
     }
 
@@ -225,7 +243,9 @@ impl Store {
         let mut it = self.db.raw_iterator_cf_opt(self.cf(cf), opts);
         it.seek(prefix);
         while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
             if !f(k, v) {
                 break;
             }
@@ -257,7 +277,10 @@ impl Store {
             true
         })?;
         if bad {
-            return Err(StoreError::Corrupt { cf: CF_SERIES, what: "series entry" });
+            return Err(StoreError::Corrupt {
+                cf: CF_SERIES,
+                what: "series entry",
+            });
         }
         Ok(out)
     }
@@ -291,7 +314,10 @@ impl Store {
             true
         })?;
         if bad {
-            return Err(StoreError::Corrupt { cf: CF_TAG_INDEX, what: "tag index entry" });
+            return Err(StoreError::Corrupt {
+                cf: CF_TAG_INDEX,
+                what: "tag index entry",
+            });
         }
         Ok(out)
     }
@@ -300,9 +326,10 @@ impl Store {
     pub fn series_by_id(&self, id: SeriesId) -> Result<Option<(String, Tags)>, StoreError> {
         match self.db.get_pinned_cf(self.cf(CF_SERIES_BY_ID), id.to_be_bytes())? {
             None => Ok(None),
-            Some(v) => series_key::decode(&v)
-                .map(Some)
-                .map_err(|_| StoreError::Corrupt { cf: CF_SERIES_BY_ID, what: "series key" }),
+            Some(v) => series_key::decode(&v).map(Some).map_err(|_| StoreError::Corrupt {
+                cf: CF_SERIES_BY_ID,
+                what: "series key",
+            }),
         }
     }
 
@@ -327,12 +354,17 @@ impl Store {
         it.seek(first);
         let mut scratch = Vec::new();
         while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
             if keys::parse_point_key(k).map(|(s, _)| s) != Some(id) {
                 break;
             }
             scratch.clear();
-            chunk::decode(v, &mut scratch).map_err(|_| StoreError::Corrupt { cf: CF_POINTS, what: "chunk" })?;
+            chunk::decode(v, &mut scratch).map_err(|_| StoreError::Corrupt {
+                cf: CF_POINTS,
+                what: "chunk",
+            })?;
             out.extend(scratch.iter().filter(|(ts, _)| *ts >= start && *ts <= end));
             it.next();
         }

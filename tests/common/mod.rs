@@ -42,7 +42,9 @@ impl Daemon {
         for (k, v) in set {
             cmd.arg("--set").arg(format!("{k}={v}"));
         }
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).env("RUST_LOG", "warn");
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env("RUST_LOG", "warn");
         let mut child = cmd.spawn().expect("spawn kairosd");
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
@@ -102,7 +104,13 @@ impl Daemon {
     }
 
     pub fn post(&self, path: &str, body: &str) -> HttpResponse {
-        http(self.http, "POST", path, &[("Content-Type", "application/json")], body.as_bytes())
+        http(
+            self.http,
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
     }
 
     /// Raw query: the JSON response of `POST /api/v1/datapoints/query`.
@@ -119,7 +127,10 @@ impl Daemon {
             m.as_object_mut().unwrap().extend(e);
         }
         let r = self.query(serde_json::json!({ "start_absolute": i64::MIN / 2, "metrics": [m] }));
-        r["queries"][0]["results"][0]["values"].as_array().cloned().unwrap_or_default()
+        r["queries"][0]["results"][0]["values"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Polls until `metric` has `n` points (telnet acknowledges nothing, so tests wait).
@@ -180,7 +191,10 @@ impl HttpResponse {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The `errors` array of an error response.
@@ -198,7 +212,10 @@ impl HttpResponse {
 pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
     let mut s = TcpStream::connect(addr).expect("connect http");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -214,12 +231,25 @@ pub fn parse_response(raw: &[u8]) -> HttpResponse {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("response head");
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    if headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked")) {
+    if headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
+    {
         body = dechunk(&body);
     }
     HttpResponse { status, headers, body }

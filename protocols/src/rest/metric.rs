@@ -34,9 +34,8 @@ pub(super) fn classify(raw: &RawValue) -> Json<'_> {
             let inner = &text[1..text.len() - 1];
             if inner.contains('\\') {
                 // Valid JSON (serde checked it), so this cannot fail; fall back anyway.
-                serde_json::from_str::<String>(text).map_or(Json::Str(Cow::Borrowed(inner)), |s| {
-                    Json::Str(Cow::Owned(s))
-                })
+                serde_json::from_str::<String>(text)
+                    .map_or(Json::Str(Cow::Borrowed(inner)), |s| Json::Str(Cow::Owned(s)))
             } else {
                 Json::Str(Cow::Borrowed(inner))
             }
@@ -104,9 +103,7 @@ fn is_numeric(s: &str) -> bool {
 /// certainly meant as a (non-finite) number.
 fn is_non_finite_word(s: &str) -> bool {
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
-    ["nan", "inf", "infinity"]
-        .iter()
-        .any(|w| body.eq_ignore_ascii_case(w))
+    ["nan", "inf", "infinity"].iter().any(|w| body.eq_ignore_ascii_case(w))
 }
 
 /// `metric[i]` or `metric[i](name=X)`, the prefix of every message about one metric.
@@ -140,9 +137,7 @@ impl<'de> State<'de> {
         let validate = match f.skip_validate.map(classify) {
             None | Some(Json::Null) | Some(Json::Bool(false)) => true,
             Some(Json::Bool(true)) => false,
-            Some(Json::Str(s))
-                if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
-            {
+            Some(Json::Str(s)) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") => {
                 !s.eq_ignore_ascii_case("true")
             }
             Some(other) => {
@@ -255,9 +250,9 @@ impl<'de> State<'de> {
             Shape::Wrong(kind) => errors.push(format!(
                 "{ctx}.tags must be an object of tag names to values, not {kind}."
             )),
-            _ if validate && self.tags.is_empty() => errors.push(format!(
-                "{ctx}.tags count must be greater than or equal to 1."
-            )),
+            _ if validate && self.tags.is_empty() => {
+                errors.push(format!("{ctx}.tags count must be greater than or equal to 1."))
+            }
             _ => {}
         }
         self.pairs.clear();
@@ -266,10 +261,7 @@ impl<'de> State<'de> {
             if validate && tag.is_empty() {
                 errors.push(format!("{ctx}.tag[{i}].name may not be empty."));
             }
-            let label = TagLabel {
-                index: i,
-                name: tag,
-            };
+            let label = TagLabel { index: i, name: tag };
             let text = match v {
                 Json::Null => {
                     errors.push(format!("{ctx}.tag[{label}].value may not be null."));
@@ -279,10 +271,7 @@ impl<'de> State<'de> {
                 Json::Number(t) => Cow::Borrowed(t),
                 Json::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
                 Json::Object | Json::Array { .. } => {
-                    errors.push(format!(
-                        "{ctx}.tag[{label}].value must be a string, not {}.",
-                        v.kind()
-                    ));
+                    errors.push(format!("{ctx}.tag[{label}].value must be a string, not {}.", v.kind()));
                     continue;
                 }
             };
@@ -359,9 +348,7 @@ fn empty_check(errors: &mut Vec<String>, ctx: &Ctx, field: &str, v: &Json) {
     match v {
         Json::Null => errors.push(format!("{ctx}.{field} may not be empty.")),
         Json::Str(s) if s.is_empty() => errors.push(format!("{ctx}.{field} may not be empty.")),
-        Json::Array { empty: true } => {
-            errors.push(format!("{ctx}.{field} may not be an empty array."))
-        }
+        Json::Array { empty: true } => errors.push(format!("{ctx}.{field} may not be an empty array.")),
         _ => {}
     }
 }
@@ -399,9 +386,7 @@ fn entry_point<'a, 'de>(
     };
     let (Some(ts_raw), Some(value_raw)) = (items[0], items[1]) else {
         let field = if len == 0 { "timestamp" } else { "value" };
-        return Err(format!(
-            "{ctx}.datapoints[{i}].{field} cannot be null or empty."
-        ));
+        return Err(format!("{ctx}.datapoints[{i}].{field} cannot be null or empty."));
     };
     let ts_json = classify(ts_raw);
     let ts = match ts_json.numeric_text() {
@@ -409,9 +394,7 @@ fn entry_point<'a, 'de>(
         Some(t) => json_long(t)
             .map(|(v, _)| v)
             .map_err(|e| format!("{ctx}.datapoints[{i}].timestamp: {e}."))?,
-        None if ts_json == Json::Null => {
-            return Err(format!("{ctx}.datapoints[{i}].timestamp may not be null."))
-        }
+        None if ts_json == Json::Null => return Err(format!("{ctx}.datapoints[{i}].timestamp may not be null.")),
         None => {
             return Err(format!(
                 "{ctx}.datapoints[{i}].timestamp must be a number of milliseconds, not {}.",
@@ -427,12 +410,7 @@ fn entry_point<'a, 'de>(
     let value = classify(value_raw);
     if kind.as_deref() != Some("string") {
         let mut problems = Vec::new();
-        empty_check(
-            &mut problems,
-            ctx,
-            &format!("datapoints[{i}].value"),
-            &value,
-        );
+        empty_check(&mut problems, ctx, &format!("datapoints[{i}].value"), &value);
         if let Some(e) = problems.pop() {
             return Err(e);
         }
@@ -466,18 +444,14 @@ fn convert(kind: Option<&str>, v: &Json, ctx: &Ctx, what: &What) -> Result<Value
                 "{what} '{}' is not a finite number; kairosd refuses NaN and Infinity.",
                 quote(s.as_bytes())
             )),
-            (None, Json::Str(_) | Json::Bool(_)) => Err(format!(
-                "{what} '{}' is not a number; {NO_STRINGS}.",
-                text_of(v)
-            )),
+            (None, Json::Str(_) | Json::Bool(_)) => {
+                Err(format!("{what} '{}' is not a number; {NO_STRINGS}.", text_of(v)))
+            }
             (None, _) => Err(format!("{ctx} value is an invalid type")),
         },
         Some("long") => match v.numeric_text() {
             Some(t) => to_long(t, what),
-            None => Err(format!(
-                "{what} {} is not a number (type long).",
-                text_of(v)
-            )),
+            None => Err(format!("{what} {} is not a number (type long).", text_of(v))),
         },
         Some("double") => match v.numeric_text() {
             Some(t) => to_double(t, what),
@@ -485,16 +459,10 @@ fn convert(kind: Option<&str>, v: &Json, ctx: &Ctx, what: &What) -> Result<Value
                 "{what} {} is not a finite number; kairosd refuses NaN and Infinity.",
                 text_of(v)
             )),
-            None => Err(format!(
-                "{what} {} is not a number (type double).",
-                text_of(v)
-            )),
+            None => Err(format!("{what} {} is not a number (type double).", text_of(v))),
         },
         Some("string") => Err(format!("{what} has type 'string'; {NO_STRINGS}.")),
-        Some(other) => Err(format!(
-            "Unregistered data point type '{}'",
-            quote(other.as_bytes())
-        )),
+        Some(other) => Err(format!("Unregistered data point type '{}'", quote(other.as_bytes()))),
     }
 }
 
@@ -522,9 +490,6 @@ fn to_double(text: &str, what: &What) -> Result<Value, String> {
             "{what} {} is not a finite number; kairosd refuses NaN and Infinity.",
             quote(text.as_bytes())
         )),
-        Err(_) => Err(format!(
-            "{what}: {}.",
-            NumberError::NotDecimal(quote(text.as_bytes()))
-        )),
+        Err(_) => Err(format!("{what}: {}.", NumberError::NotDecimal(quote(text.as_bytes())))),
     }
 }

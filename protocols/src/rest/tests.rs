@@ -18,17 +18,11 @@ fn errors(body: &str) -> Vec<String> {
 }
 
 fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn values(body: &str) -> Vec<(i64, Value)> {
-    points(body)
-        .into_iter()
-        .map(|p| (p.timestamp, p.value))
-        .collect()
+    points(body).into_iter().map(|p| (p.timestamp, p.value)).collect()
 }
 
 #[test]
@@ -38,48 +32,30 @@ fn bench_shape() {
     let p = points(body);
     assert_eq!(p.len(), 3);
     assert_eq!(p[0].metric, "bench.m3");
-    assert_eq!(
-        p[0].tags,
-        tags(&[("dc", "dc3"), ("host", "h042"), ("svc", "s1")])
-    );
+    assert_eq!(p[0].tags, tags(&[("dc", "dc3"), ("host", "h042"), ("svc", "s1")]));
     assert_eq!(
         (p[0].timestamp, p[0].value, p[0].ttl),
         (1_795_258_810_000, Value::Double(23.86), None)
     );
-    assert_eq!(
-        (p[1].timestamp, p[1].value),
-        (1_795_258_811_000, Value::Long(5))
-    );
+    assert_eq!((p[1].timestamp, p[1].value), (1_795_258_811_000, Value::Long(5)));
     assert_eq!(
         (p[2].metric.as_str(), p[2].value, p[2].ttl),
         ("other", Value::Long(2), Some(60))
     );
     let d = decode(body.as_bytes());
-    assert_eq!(
-        d.batch.records()[0].key_start,
-        d.batch.records()[1].key_start
-    );
+    assert_eq!(d.batch.records()[0].key_start, d.batch.records()[1].key_start);
 }
 
 #[test]
 fn single_object_and_shapes() {
     assert_eq!(
-        points(
-            r#"{"name":"m","time":1234,"value":4321,"datapoints":[[456,654]],"tags":{"a":"b"}}"#
-        )
-        .len(),
+        points(r#"{"name":"m","time":1234,"value":4321,"datapoints":[[456,654]],"tags":{"a":"b"}}"#).len(),
         2
     );
     assert_eq!(points("[]"), vec![]);
     assert_eq!(points(" \r\n[ ]\n"), vec![]);
-    assert_eq!(
-        errors(""),
-        ["Invalid json. No content due to end of input."]
-    );
-    assert_eq!(
-        errors(" \n\t"),
-        ["Invalid json. No content due to end of input."]
-    );
+    assert_eq!(errors(""), ["Invalid json. No content due to end of input."]);
+    assert_eq!(errors(" \n\t"), ["Invalid json. No content due to end of input."]);
     for body in ["5", "\"x\"", "null", "true", "abc", "\u{feff}[]"] {
         assert_eq!(errors(body), ["Invalid start of json."], "{body}");
     }
@@ -98,7 +74,10 @@ fn single_object_and_shapes() {
         1
     );
     // Unknown fields are ignored; a repeated field replaces the earlier one.
-    assert_eq!(values(r#"{"name":"x","name":"m","extra":{"deep":[1,{}]},"timestamp":1,"value":1,"tags":{"a":"b"}}"#).len(), 1);
+    assert_eq!(
+        values(r#"{"name":"x","name":"m","extra":{"deep":[1,{}]},"timestamp":1,"value":1,"tags":{"a":"b"}}"#).len(),
+        1
+    );
 }
 
 #[test]
@@ -134,8 +113,7 @@ fn explicit_types() {
         ("double", "\"2.5\"", Value::Double(2.5)),
     ];
     for &(t, v, expected) in ok {
-        let body =
-            format!(r#"{{"name":"m","type":"{t}","datapoints":[[1,{v}]],"tags":{{"a":"b"}}}}"#);
+        let body = format!(r#"{{"name":"m","type":"{t}","datapoints":[[1,{v}]],"tags":{{"a":"b"}}}}"#);
         assert_eq!(values(&body), [(1, expected)], "{t} {v}");
         let body = format!(r#"{{"name":"m","datapoints":[[1,{v},"{t}"]],"tags":{{"a":"b"}}}}"#);
         assert_eq!(values(&body), [(1, expected)], "{t} {v}");
@@ -151,11 +129,7 @@ fn timestamps() {
     let body = r#"{"name":"m","datapoints":[[1.5,1],["7",2],[1e3,3]],"tags":{"a":"b"}}"#;
     assert_eq!(
         values(body),
-        [
-            (1, Value::Long(1)),
-            (7, Value::Long(2)),
-            (1000, Value::Long(3))
-        ]
+        [(1, Value::Long(1)), (7, Value::Long(2)), (1000, Value::Long(3))]
     );
     assert_eq!(
         errors(r#"{"name":"m","timestamp":1.5,"value":1,"tags":{"a":"b"}}"#),
@@ -185,10 +159,7 @@ fn kairosdb_messages() {
     let cases: &[(&str, &[&str])] = &[
         (
             r#"[{"name":"","timestamp":1,"value":1,"tags":{"a":"b"}},{"timestamp":1,"value":1,"tags":{"a":"b"}}]"#,
-            &[
-                "metric[0].name may not be empty.",
-                "metric[1].name may not be null.",
-            ],
+            &["metric[0].name may not be empty.", "metric[1].name may not be null."],
         ),
         (
             r#"[{"name":"","timestamp":1,"value":1,"tags":{"a":"b"}}]"#,
@@ -348,9 +319,7 @@ fn kairosd_refusals() {
 
 #[test]
 fn tag_values_like_gson() {
-    let p = points(
-        r#"{"name":"m","timestamp":1,"value":1,"tags":{"n":3,"f":1.50,"b":true,"e":"a\"b\u00e9"}}"#,
-    );
+    let p = points(r#"{"name":"m","timestamp":1,"value":1,"tags":{"n":3,"f":1.50,"b":true,"e":"a\"b\u00e9"}}"#);
     assert_eq!(
         p[0].tags,
         tags(&[("b", "true"), ("e", "a\"bé"), ("f", "1.50"), ("n", "3")])
@@ -379,8 +348,7 @@ fn skip_validate() {
 #[test]
 fn partial_success() {
     // A bad datapoints entry is skipped; the good ones of that metric are kept.
-    let (p, e) =
-        run(r#"[{"name":"m","datapoints":[[1,1],[2,null],[3,3],[4],"x"],"tags":{"a":"b"}}]"#);
+    let (p, e) = run(r#"[{"name":"m","datapoints":[[1,1],[2,null],[3,3],[4],"x"],"tags":{"a":"b"}}]"#);
     assert_eq!(p.iter().map(|p| p.timestamp).collect::<Vec<_>>(), [1, 3]);
     assert_eq!(
         e,
@@ -394,17 +362,10 @@ fn partial_success() {
     let (p, e) = run(r#"[{"name":"a","datapoints":[[1,1]],"tags":{"t":"1"}},
             {"name":"b","datapoints":[[1,1]],"tags":{}},
             {"name":"c","datapoints":[[1,1]],"tags":{"t":"1"}}]"#);
-    assert_eq!(
-        p.iter().map(|p| p.metric.as_str()).collect::<Vec<_>>(),
-        ["a", "c"]
-    );
-    assert_eq!(
-        e,
-        ["metric[1](name=b).tags count must be greater than or equal to 1."]
-    );
+    assert_eq!(p.iter().map(|p| p.metric.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+    assert_eq!(e, ["metric[1](name=b).tags count must be greater than or equal to 1."]);
     // A bad single value does not stop the datapoints of the same (valid) metric.
-    let (p, e) =
-        run(r#"{"name":"m","timestamp":1,"value":{},"datapoints":[[2,2]],"tags":{"a":"b"}}"#);
+    let (p, e) = run(r#"{"name":"m","timestamp":1,"value":{},"datapoints":[[2,2]],"tags":{"a":"b"}}"#);
     assert_eq!(p.len(), 1);
     assert_eq!(e, ["metric[0](name=m) value is an invalid type"]);
 }
@@ -414,10 +375,7 @@ fn syntax_errors_keep_what_came_before() {
     let (p, e) = run(
         r#"[{"name":"a","datapoints":[[1,1]],"tags":{"t":"1"}}, {"name":"b","datapoints":[[1,1]],"tags":{"t":"1"}}, {"name": x}]"#,
     );
-    assert_eq!(
-        p.iter().map(|p| p.metric.as_str()).collect::<Vec<_>>(),
-        ["a", "b"]
-    );
+    assert_eq!(p.iter().map(|p| p.metric.as_str()).collect::<Vec<_>>(), ["a", "b"]);
     assert_eq!(e, ["Invalid json: expected value at line 1 column 115."]);
     // The metric being read when the error hit stores nothing.
     let (p, e) = run(
@@ -432,24 +390,15 @@ fn syntax_errors_keep_what_came_before() {
     );
     assert_eq!(p.len(), 1);
     assert_eq!(e[0], "metric[0].name may not be empty.");
-    assert!(
-        e[1].starts_with("Invalid json: expected `,` or `]`"),
-        "{e:?}"
-    );
+    assert!(e[1].starts_with("Invalid json: expected `,` or `]`"), "{e:?}");
     // Truncated body.
     let (p, e) = run(r#"[{"name":"a","datapoints":[[1,1]],"tags":{"t":"1"}}, {"name":"b""#);
     assert_eq!(p.len(), 1);
-    assert_eq!(
-        e,
-        ["Invalid json. Unexpected end of input at line 1 column 64."]
-    );
+    assert_eq!(e, ["Invalid json. Unexpected end of input at line 1 column 64."]);
     // Trailing garbage after a complete body.
     let (p, e) = run(r#"{"name":"a","datapoints":[[1,1]],"tags":{"t":"1"}} x"#);
     assert_eq!(p.len(), 1);
-    assert_eq!(
-        e,
-        ["Invalid json: trailing characters at line 1 column 52."]
-    );
+    assert_eq!(e, ["Invalid json: trailing characters at line 1 column 52."]);
     // NaN and Infinity literals get a hint.
     for body in [
         r#"[{"name":"a","datapoints":[[1,NaN]],"tags":{"t":"1"}}]"#,
@@ -461,10 +410,7 @@ fn syntax_errors_keep_what_came_before() {
             "{e:?}"
         );
     }
-    assert!(
-        errors(r#"[{"name":"a","datapoints":[[1,NaN]],"tags":{"t":"1"}}, {"name":"b"}]"#).len()
-            == 1
-    );
+    assert!(errors(r#"[{"name":"a","datapoints":[[1,NaN]],"tags":{"t":"1"}}, {"name":"b"}]"#).len() == 1);
     // Invalid UTF-8 inside a string.
     let d = decode(b"[{\"name\":\"a\xff\",\"timestamp\":1,\"value\":1,\"tags\":{\"a\":\"b\"}}]");
     assert!(d.batch.is_empty());
@@ -474,24 +420,17 @@ fn syntax_errors_keep_what_came_before() {
 #[test]
 fn long_names_are_truncated_in_messages() {
     let name = "n".repeat(100);
-    let e = errors(&format!(
-        r#"{{"name":"{name}","timestamp":1,"tags":{{"a":"b"}}}}"#
-    ));
+    let e = errors(&format!(r#"{{"name":"{name}","timestamp":1,"tags":{{"a":"b"}}}}"#));
     assert_eq!(
         e,
-        [format!(
-            "metric[0](name={}…).value may not be null.",
-            "n".repeat(64)
-        )]
+        [format!("metric[0](name={}…).value may not be null.", "n".repeat(64))]
     );
 }
 
 #[test]
 fn deep_nesting_does_not_overflow_the_stack() {
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    let body = format!(
-        r#"[{{"name":"a","x":{deep},"datapoints":[[1,{deep}],{deep}],"tags":{{"a":{deep}}}}},{deep}]"#
-    );
+    let body = format!(r#"[{{"name":"a","x":{deep},"datapoints":[[1,{deep}],{deep}],"tags":{{"a":{deep}}}}},{deep}]"#);
     assert_eq!(
         errors(&body),
         [

@@ -17,10 +17,7 @@ fn parse_bytes(line: &[u8]) -> Result<(Line, Vec<DataPoint>), TelnetError> {
             Ok((kind, points))
         }
         Err(e) => {
-            assert!(
-                points.is_empty(),
-                "an error must not leave a point: {line:?}"
-            );
+            assert!(points.is_empty(), "an error must not leave a point: {line:?}");
             Err(e)
         }
     }
@@ -34,10 +31,7 @@ fn point(line: &str) -> DataPoint {
 }
 
 fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn err(line: &str) -> String {
@@ -75,10 +69,7 @@ fn full_point() {
     assert_eq!(p.metric, "bench.m3");
     assert_eq!(p.timestamp, 1_795_258_810_000);
     assert_eq!(p.value, Value::Double(23.86));
-    assert_eq!(
-        p.tags,
-        tags(&[("dc", "dc3"), ("host", "h042"), ("svc", "s1")])
-    );
+    assert_eq!(p.tags, tags(&[("dc", "dc3"), ("host", "h042"), ("svc", "s1")]));
     assert_eq!(p.ttl, None);
 }
 
@@ -101,15 +92,36 @@ fn values() {
         assert_eq!(point(&format!("put m 1 {v} h=a")).value, expected, "{v}");
     }
     let refused: &[(&str, &str)] = &[
-        ("+5", "value: '+5' is not a whole number (only an optional '-' followed by the digits 0-9 is allowed)"),
-        ("1e3", "value: '1e3' is not a whole number (only an optional '-' followed by the digits 0-9 is allowed)"),
-        ("NaN", "value: 'NaN' is not a whole number (only an optional '-' followed by the digits 0-9 is allowed)"),
-        ("9223372036854775808", "value: '9223372036854775808' is out of range for a 64-bit integer"),
+        (
+            "+5",
+            "value: '+5' is not a whole number (only an optional '-' followed by the digits 0-9 is allowed)",
+        ),
+        (
+            "1e3",
+            "value: '1e3' is not a whole number (only an optional '-' followed by the digits 0-9 is allowed)",
+        ),
+        (
+            "NaN",
+            "value: 'NaN' is not a whole number (only an optional '-' followed by the digits 0-9 is allowed)",
+        ),
+        (
+            "9223372036854775808",
+            "value: '9223372036854775808' is out of range for a 64-bit integer",
+        ),
         ("-", "value: '-' has no digits"),
         ("1.2.3", "value: '1.2.3' is not a decimal number"),
-        ("1.0e400", "value '1.0e400' is not a finite number; kairosd refuses NaN and Infinity"),
-        ("-1.0e400", "value '-1.0e400' is not a finite number; kairosd refuses NaN and Infinity"),
-        ("0x1.0p99999", "value '0x1.0p99999' is not a finite number; kairosd refuses NaN and Infinity"),
+        (
+            "1.0e400",
+            "value '1.0e400' is not a finite number; kairosd refuses NaN and Infinity",
+        ),
+        (
+            "-1.0e400",
+            "value '-1.0e400' is not a finite number; kairosd refuses NaN and Infinity",
+        ),
+        (
+            "0x1.0p99999",
+            "value '0x1.0p99999' is not a finite number; kairosd refuses NaN and Infinity",
+        ),
     ];
     for &(v, msg) in refused {
         assert_eq!(err(&format!("put m 1 {v} h=a")), msg, "{v}");
@@ -156,10 +168,7 @@ fn quoted_tokens() {
     assert_eq!(p.metric, "my metric");
     // A quote inside a token is literal; only a token *starting* with `"` is quoted.
     assert_eq!(p.tags, tags(&[("dc", "\"x"), ("host", "a b")]));
-    assert!(matches!(
-        parse(r#"put m 1 2 dc="x y""#),
-        Err(TelnetError::TagFormat(1))
-    ));
+    assert!(matches!(parse(r#"put m 1 2 dc="x y""#), Err(TelnetError::TagFormat(1))));
 
     assert_eq!(point(r#"put "a"b" 1 2 h=a"#).metric, "a\"b");
     assert_eq!(point(r#"put "a"b c" 1 2 h=a"#).metric, "a\"b c");
@@ -174,10 +183,7 @@ fn quoted_tokens() {
     assert_eq!(point(r#"put m 1 2 "h=a""#).tags, tags(&[("h", "a")]));
     assert_eq!(point("put m 1 2 \"h=a b").tags, tags(&[("h", "a b")]));
     assert_eq!(err(r#"put "" 1 2 h=a"#), "metricName may not be empty.");
-    assert_eq!(
-        err(r#"put m 1 2 """#),
-        "tag[0] must be in the format 'name=value'."
-    );
+    assert_eq!(err(r#"put m 1 2 """#), "tag[0] must be in the format 'name=value'.");
     // `" x`: the opening quote followed by whitespace is an empty quote and yields nothing.
     assert_eq!(point(r#"put " m 1 2 h=a"#).metric, "m");
     // A lone quote at the end of the line yields nothing.
@@ -186,11 +192,7 @@ fn quoted_tokens() {
 
 #[test]
 fn tokenizer_matches_word_splitter() {
-    let split = |s: &str| -> Vec<String> {
-        Tokens::new(s.as_bytes())
-            .map(|r| s[r].to_string())
-            .collect()
-    };
+    let split = |s: &str| -> Vec<String> { Tokens::new(s.as_bytes()).map(|r| s[r].to_string()).collect() };
     assert_eq!(split(r#"a "b c" d"#), ["a", "b c", "d"]);
     assert_eq!(split(r#""" x"#), ["", "x"]);
     assert_eq!(split(r#"x """#), ["x", ""]);
@@ -218,20 +220,11 @@ fn tag_rules() {
             "tag[1] must be in the format 'name=value'.",
         ),
         ("ok=1 x=2 =v", "tag[2].name may not be empty."),
-        (
-            "kairos_opt.ttl=",
-            "tag[0] must be in the format 'name=value'.",
-        ),
+        ("kairos_opt.ttl=", "tag[0] must be in the format 'name=value'."),
         ("kairos_opt.ttl=abc", "tag[kairos_opt.ttl] must be a number"),
         ("kairos_opt.ttl=1.5", "tag[kairos_opt.ttl] must be a number"),
-        (
-            "kairos_opt.ttl=2147483648",
-            "tag[kairos_opt.ttl] must be a number",
-        ),
-        (
-            "kairos_opt.ttl=-5",
-            "tag[kairos_opt.ttl] may not be negative.",
-        ),
+        ("kairos_opt.ttl=2147483648", "tag[kairos_opt.ttl] must be a number"),
+        ("kairos_opt.ttl=-5", "tag[kairos_opt.ttl] may not be negative."),
         (
             "host=a host=b",
             "tag 'host' appears more than once; a tag name may be given once per line",
@@ -259,10 +252,7 @@ fn ttl_and_add_tag() {
     assert_eq!((p.ttl, p.tags), (None, tags(&[("add", "tag")])));
     assert_eq!(point("put m 1 2 kairos_opt.ttl=+7 h=a").ttl, Some(7));
     assert_eq!(point("put m 1 2 kairos_opt.ttl=0 h=a").ttl, None);
-    assert_eq!(
-        point("put m 1 2 kairos_opt.ttl=1 kairos_opt.ttl=2 h=a").ttl,
-        Some(2)
-    );
+    assert_eq!(point("put m 1 2 kairos_opt.ttl=1 kairos_opt.ttl=2 h=a").ttl, Some(2));
     assert_eq!(
         point("put m 1 2 kairos_opt.ttl=2147483647 h=a").ttl,
         Some(i32::MAX as u32)
@@ -274,7 +264,10 @@ fn commands() {
     assert_eq!(parse("version").unwrap().0, Line::Version);
     assert_eq!(parse("version extra tokens").unwrap().0, Line::Version);
     assert_eq!(parse("version\r").unwrap().0, Line::Version);
-    assert_eq!(err("puts m 1 abc h=a"), "Unsupported command: 'puts'; kairosd does not store string data points (send a number with put or putm)");
+    assert_eq!(
+        err("puts m 1 abc h=a"),
+        "Unsupported command: 'puts'; kairosd does not store string data points (send a number with put or putm)"
+    );
     assert_eq!(
         err("PUT m 1 2 h=a"),
         "Unknown command: 'PUT' (kairosd understands put, putm and version)"
@@ -297,18 +290,12 @@ fn commands() {
 #[test]
 fn utf8() {
     let p = point("put 你好 1 2 city=Zürich");
-    assert_eq!(
-        (p.metric.as_str(), p.tags),
-        ("你好", tags(&[("city", "Zürich")]))
-    );
+    assert_eq!((p.metric.as_str(), p.tags), ("你好", tags(&[("city", "Zürich")])));
     assert_eq!(
         parse_bytes(b"put m\xe9 1 2 h=a").unwrap_err().to_string(),
         "line is not valid UTF-8 (first bad byte at offset 5); kairosd reads telnet lines as UTF-8"
     );
-    assert_eq!(
-        parse_bytes(b"\xff").unwrap_err(),
-        TelnetError::NotUtf8 { offset: 0 }
-    );
+    assert_eq!(parse_bytes(b"\xff").unwrap_err(), TelnetError::NotUtf8 { offset: 0 });
 }
 
 #[test]
