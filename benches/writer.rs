@@ -53,6 +53,7 @@ fn writer(c: &mut Criterion) {
         ack_flush_interval: std::time::Duration::from_millis(10),
         sync: false,
         wal_sync_interval: None,
+        idle_flush: None,
     };
     let mut w = Writer::new(store, Arc::new(Metrics::default()), config).unwrap();
     let flushes: Vec<Vec<PointBatch>> = (0..20).map(batches).collect();

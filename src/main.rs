@@ -25,6 +25,8 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Print every config key with its default (the text of kairos.properties.example).
+    PrintConfig,
     /// Fully compact a (stopped) store, e.g. before measuring its size on disk.
     Compact {
         /// The data directory (kairosd.data_dir).
@@ -40,6 +42,10 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve { config, overrides } => serve(config, overrides),
         Command::Compact { data_dir } => compact(data_dir),
+        Command::PrintConfig => {
+            print!("{}", kairosd::config::example());
+            ExitCode::SUCCESS
+        }
     }
 }
 

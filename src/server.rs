@@ -67,6 +67,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         ack_flush_interval: config.writer_ack_flush_interval,
         sync: config.wal_sync == WalSync::Always,
         wal_sync_interval: (!config.wal_flush_interval.is_zero()).then_some(config.wal_flush_interval),
+        idle_flush: (!config.idle_flush.is_zero()).then_some(config.idle_flush),
     };
     let writer = writer::spawn(Arc::clone(&store), rx, Arc::clone(&metrics), writer_config)?;
     let shutdown = CancellationToken::new();

@@ -36,6 +36,8 @@ pub struct WriterConfig {
     pub sync: bool,
     /// Without `sync`, fsync the WAL this often while there are unsynced writes.
     pub wal_sync_interval: Option<Duration>,
+    /// Write the memtables to disk once no point has arrived for this long.
+    pub idle_flush: Option<Duration>,
 }
 
 /// One point of a flush, keyed for sorting: `seq` keeps arrival order so the last
@@ -96,12 +98,11 @@ impl Writer {
         let mut pending_points = 0usize;
         let mut flush_at: Option<Instant> = None;
         let mut unsynced_since: Option<Instant> = None;
+        let mut idle_since: Option<Instant> = None;
         loop {
             let wal_at = unsynced_since.zip(self.config.wal_sync_interval).map(|(t, i)| t + i);
-            let deadline = match (flush_at, wal_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let idle_at = idle_since.zip(self.config.idle_flush).map(|(t, i)| t + i);
+            let deadline = [flush_at, wal_at, idle_at].into_iter().flatten().min();
             let received = match deadline {
                 Some(d) => rx.recv_deadline(d),
                 None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
@@ -128,6 +129,7 @@ impl Writer {
                 self.flush(&mut pending);
                 pending_points = 0;
                 flush_at = None;
+                idle_since = Some(now);
                 if !self.config.sync {
                     unsynced_since.get_or_insert(now);
                 }
@@ -137,6 +139,14 @@ impl Writer {
                     tracing::error!(%err, "background WAL sync failed");
                 }
                 unsynced_since = None;
+            }
+            if pending.is_empty() && idle_at.is_some_and(|t| now >= t) {
+                idle_since = None;
+                let started = Instant::now();
+                match self.store.flush_memtables() {
+                    Ok(()) => tracing::debug!(took = ?started.elapsed(), "ingest paused; memtables written to disk"),
+                    Err(err) => tracing::error!(%err, "writing memtables to disk failed"),
+                }
             }
             if disconnected {
                 tracing::info!("writer drained its queue and stopped");

@@ -405,3 +405,27 @@ fn curl_posts_gzip_and_queries() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["queries"][0]["results"][0]["values"], json!([[1, 10], [2, 20]]));
 }
+
+#[test]
+fn a_writer_that_stays_behind_gets_503_not_a_hung_request() {
+    // A commit interval far beyond the ack timeout: the writer "stays behind".
+    let d = Daemon::start(&[
+        ("kairosd.writer.flush_interval_ms", "3000"),
+        ("kairosd.writer.ack_flush_interval_ms", "3000"),
+        ("kairosd.writer.ack_timeout_ms", "200"),
+    ]);
+    let started = Instant::now();
+    let r = d.post(
+        "/api/v1/datapoints",
+        r#"{"name":"slow","tags":{"h":"a"},"timestamp":1,"value":1}"#,
+    );
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.errors()[0].contains("did not commit"), "{:?}", r.errors());
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The point was accepted into the queue and is committed later, not lost.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.values("slow", json!({})).is_empty() {
+        assert!(Instant::now() < deadline, "queued point never committed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
