@@ -77,13 +77,28 @@ async fn connection(
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
     let mut framer = LineFramer::new(ctx.max_line);
     let mut scratch = Scratch::default();
+    let mut draining = false;
     loop {
         if buf.capacity() - buf.len() < READ_BUFFER / 4 {
             buf.reserve(READ_BUFFER);
         }
-        let n = tokio::select! {
-            r = stream.read_buf(&mut buf) => r?,
-            _ = shutdown.cancelled() => 0,
+        // On shutdown, whatever the client already sent is still taken in (it is in
+        // our socket buffer, so the sender thinks it delivered it); then the
+        // connection closes.
+        let n = if draining {
+            match stream.try_read_buf(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(e),
+            }
+        } else {
+            tokio::select! {
+                r = stream.read_buf(&mut buf) => r?,
+                _ = shutdown.cancelled() => {
+                    draining = true;
+                    continue;
+                }
+            }
         };
         if n == 0 {
             let partial = framer.partial_len(&buf);

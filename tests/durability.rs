@@ -120,3 +120,30 @@ fn a_bad_config_value_refuses_to_start_naming_the_key() {
         "{err}"
     );
 }
+
+#[test]
+fn sigterm_commits_everything_already_received() {
+    // Points would sit in the writer for a minute: only the shutdown path commits them.
+    let d = Daemon::start(&[("kairosd.writer.flush_interval_ms", "60000")]);
+    let mut s = d.telnet();
+    let mut lines = String::new();
+    for i in 0..5000 {
+        lines.push_str(&format!("put drain {} {i} h=a\n", 1_700_000_000 + i));
+    }
+    std::io::Write::write_all(&mut s, lines.as_bytes()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.metric("kairosd_points_accepted_total{protocol=\"telnet\"}") < 5000.0 {
+        assert!(Instant::now() < deadline, "lines never read");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        d.metric("kairosd_points_written_total"),
+        0.0,
+        "flush interval did not hold the points back"
+    );
+    let (dir, tmp) = d.stop();
+    drop(s);
+    let d = Daemon::start_in(&dir, &[]);
+    assert_eq!(d.values("drain", json!({})).len(), 5000);
+    drop(tmp);
+}
