@@ -49,8 +49,9 @@ fn writer(c: &mut Criterion) {
     let store = Arc::new(Store::open(dir.path(), 7_200_000).unwrap());
     let config = WriterConfig {
         batch_points: POINTS_PER_FLUSH,
-        flush_interval: std::time::Duration::from_millis(200),
-        ack_flush_interval: std::time::Duration::from_millis(10),
+        linger: std::time::Duration::ZERO,
+        promote_points: POINTS_PER_FLUSH,
+        promote_interval: std::time::Duration::from_secs(1),
         sync: false,
         wal_sync_interval: None,
         idle_flush: None,

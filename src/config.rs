@@ -34,8 +34,9 @@ pub struct Config {
     pub http_max_body_bytes: usize,
     pub http_max_connections: usize,
     pub writer_batch_points: usize,
-    pub writer_flush_interval: Duration,
-    pub writer_ack_flush_interval: Duration,
+    pub writer_linger: Duration,
+    pub writer_promote_points: usize,
+    pub writer_promote_interval: Duration,
     pub writer_max_inflight_points: usize,
     pub writer_ack_timeout: Duration,
     pub wal_sync: WalSync,
@@ -154,16 +155,22 @@ pub const KEYS: &[Key] = &[
         |c, v| c.writer_batch_points = positive(v)?
     ),
     key!(
-        "kairosd.writer.flush_interval_ms",
-        "200",
-        "Longest a telnet point waits for its group commit; larger means fewer, bigger chunks.",
-        |c, v| c.writer_flush_interval = millis(v)?
+        "kairosd.writer.linger_ms",
+        "0",
+        "How long a commit waits to gather more points; 0 commits as soon as the queue is empty.",
+        |c, v| c.writer_linger = millis(v)?
     ),
     key!(
-        "kairosd.writer.ack_flush_interval_ms",
-        "10",
-        "Longest a REST write waits for its group commit (its 204 waits for it).",
-        |c, v| c.writer_ack_flush_interval = millis(v)?
+        "kairosd.writer.promote_points",
+        "1000000",
+        "Staged points after which they are rewritten into per-series chunks.",
+        |c, v| c.writer_promote_points = positive(v)?
+    ),
+    key!(
+        "kairosd.writer.promote_interval_ms",
+        "2000",
+        "Longest a point stays in the staging log before it is rewritten into its series' chunk.",
+        |c, v| c.writer_promote_interval = millis(v)?
     ),
     key!(
         "kairosd.writer.max_inflight_points",
@@ -231,8 +238,9 @@ impl Default for Config {
             http_max_body_bytes: 0,
             http_max_connections: 0,
             writer_batch_points: 0,
-            writer_flush_interval: Duration::ZERO,
-            writer_ack_flush_interval: Duration::ZERO,
+            writer_linger: Duration::ZERO,
+            writer_promote_points: 0,
+            writer_promote_interval: Duration::ZERO,
             writer_max_inflight_points: 0,
             writer_ack_timeout: Duration::ZERO,
             wal_sync: WalSync::Off,

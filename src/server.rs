@@ -63,8 +63,9 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let (ingest, rx) = IngestHandle::new(config.writer_max_inflight_points, Arc::clone(&metrics));
     let writer_config = WriterConfig {
         batch_points: config.writer_batch_points,
-        flush_interval: config.writer_flush_interval,
-        ack_flush_interval: config.writer_ack_flush_interval,
+        linger: config.writer_linger,
+        promote_points: config.writer_promote_points,
+        promote_interval: config.writer_promote_interval,
         sync: config.wal_sync == WalSync::Always,
         wal_sync_interval: (!config.wal_flush_interval.is_zero()).then_some(config.wal_flush_interval),
         idle_flush: (!config.idle_flush.is_zero()).then_some(config.idle_flush),

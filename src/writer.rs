@@ -2,9 +2,14 @@
 //!
 //! It is the only code that allocates series ids, so the dictionary needs no lock: a
 //! plain in-memory map caches canonical series key → id, falling back to the
-//! `series` column family on a miss. Each flush groups its points by (series, time
-//! bucket) and writes one merge operand per group, so RocksDB sees a handful of
-//! operands per series per second rather than a key per point.
+//! `series` column family on a miss.
+//!
+//! Each commit is cheap on purpose: the points go to the staging log as one record
+//! (see [`crate::storage::staging`]), so the writer can commit as soon as its queue
+//! is empty and a REST client waits microseconds, not a flush interval, for its 204.
+//! Every promotion (by size or by time) then groups everything staged by (series,
+//! time bucket) and writes one chunk merge operand per group, which keeps operands
+//! large however small and frequent the commits were.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -20,18 +25,21 @@ use crate::ingest::{IngestReceiver, WriteFailed, WriteRequest};
 use crate::metrics::Metrics;
 use crate::storage::keys::{self, NameKind, SeriesId};
 use crate::storage::{
-    chunk, Store, StoreError, CF_META, CF_NAMES, CF_POINTS, CF_SERIES, CF_SERIES_BY_ID, CF_TAG_INDEX,
+    chunk, staging, Store, StoreError, CF_META, CF_NAMES, CF_POINTS, CF_SERIES, CF_SERIES_BY_ID, CF_STAGING,
+    CF_TAG_INDEX, META_NEXT_SERIES_ID,
 };
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
-    /// Commit once this many points are pending.
+    /// Most points in one commit.
     pub batch_points: usize,
-    /// Commit at the latest this long after the first pending point arrived.
-    pub flush_interval: Duration,
-    /// ... or this long, when a sender is waiting for the commit (REST). Telnet senders
-    /// wait for nothing, so their points can gather into bigger chunks.
-    pub ack_flush_interval: Duration,
+    /// How long to wait for more points before a commit; zero commits as soon as the
+    /// queue is empty.
+    pub linger: Duration,
+    /// Promote staged points to chunks once this many are staged ...
+    pub promote_points: usize,
+    /// ... or once the oldest staged point is this old.
+    pub promote_interval: Duration,
     /// fsync the WAL on every commit.
     pub sync: bool,
     /// Without `sync`, fsync the WAL this often while there are unsynced writes.
@@ -40,8 +48,8 @@ pub struct WriterConfig {
     pub idle_flush: Option<Duration>,
 }
 
-/// One point of a flush, keyed for sorting: `seq` keeps arrival order so the last
-/// write to a timestamp wins.
+/// One staged point, keyed for sorting: `seq` keeps arrival order so the last write
+/// to a timestamp wins.
 #[derive(Clone, Copy)]
 struct Entry {
     series: SeriesId,
@@ -56,14 +64,20 @@ pub struct Writer {
     config: WriterConfig,
     series: HashMap<Box<[u8]>, SeriesId>,
     next_id: SeriesId,
-    entries: Vec<Entry>,
+    /// Series allocated by the commit in progress (undone if it fails).
     created: Vec<Box<[u8]>>,
+    /// Everything committed to the staging log and not yet promoted, in arrival order.
+    staged: Vec<Entry>,
+    staged_since: Option<Instant>,
+    /// Key of the next staging record.
+    staging_seq: u64,
+    record: Vec<u8>,
     points: Vec<(i64, Value)>,
     chunk: Vec<u8>,
 }
 
 /// Starts the writer thread; it runs until every [`crate::ingest::IngestHandle`] is
-/// dropped and the queue is drained.
+/// dropped and the queue is drained, and promotes everything before it stops.
 pub fn spawn(
     store: Arc<Store>,
     rx: IngestReceiver,
@@ -78,60 +92,120 @@ pub fn spawn(
 }
 
 impl Writer {
+    /// Opens the writer; points a crash left in the staging log are promoted first.
     pub fn new(store: Arc<Store>, metrics: Arc<Metrics>, config: WriterConfig) -> Result<Writer, StoreError> {
         let next_id = store.next_series_id()?;
-        Ok(Writer {
+        let mut writer = Writer {
             store,
             metrics,
             config,
             series: HashMap::new(),
             next_id,
-            entries: Vec::new(),
             created: Vec::new(),
+            staged: Vec::new(),
+            staged_since: None,
+            staging_seq: 0,
+            record: Vec::new(),
             points: Vec::new(),
             chunk: Vec::new(),
-        })
+        };
+        writer.recover_staged()?;
+        Ok(writer)
+    }
+
+    fn recover_staged(&mut self) -> Result<(), StoreError> {
+        let view = self.store.view();
+        let mut last_key = None;
+        let mut bad = false;
+        let staged = &mut self.staged;
+        view.scan_prefix(CF_STAGING, &[], |key, record| {
+            last_key = <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes);
+            bad |= staging::decode(record, |series, ts, value| {
+                let seq = staged.len() as u32;
+                staged.push(Entry { series, ts, seq, value })
+            })
+            .is_err();
+            !bad
+        })?;
+        drop(view);
+        if bad {
+            return Err(StoreError::Corrupt {
+                cf: CF_STAGING,
+                what: "staging record",
+            });
+        }
+        if let Some(last) = last_key {
+            self.staging_seq = last + 1;
+            tracing::info!(
+                points = self.staged.len(),
+                "promoting points staged before the last stop"
+            );
+            self.promote()?;
+        }
+        Ok(())
     }
 
     fn run(mut self, rx: IngestReceiver) {
         let mut pending: Vec<WriteRequest> = Vec::new();
         let mut pending_points = 0usize;
-        let mut flush_at: Option<Instant> = None;
+        let mut commit_at: Option<Instant> = None;
         let mut unsynced_since: Option<Instant> = None;
         let mut idle_since: Option<Instant> = None;
         loop {
             let wal_at = unsynced_since.zip(self.config.wal_sync_interval).map(|(t, i)| t + i);
             let idle_at = idle_since.zip(self.config.idle_flush).map(|(t, i)| t + i);
-            let deadline = [flush_at, wal_at, idle_at].into_iter().flatten().min();
+            let promote_at = self.staged_since.map(|t| t + self.config.promote_interval);
+            let deadline = [commit_at, wal_at, idle_at, promote_at].into_iter().flatten().min();
             let received = match deadline {
                 Some(d) => rx.recv_deadline(d),
                 None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
             };
-            let disconnected = match received {
+            let mut disconnected = false;
+            match received {
                 Ok(req) => {
-                    let now = Instant::now();
-                    let mut at = *flush_at.get_or_insert(now + self.config.flush_interval);
-                    if req.ack.is_some() {
-                        at = at.min(now + self.config.ack_flush_interval);
-                    }
-                    flush_at = Some(at);
+                    commit_at.get_or_insert_with(|| Instant::now() + self.config.linger);
                     pending_points += req.batch.len();
                     pending.push(req);
-                    false
+                    // Take whatever else is queued: one commit for all of it.
+                    while pending_points < self.config.batch_points {
+                        match rx.try_recv() {
+                            Ok(req) => {
+                                pending_points += req.batch.len();
+                                pending.push(req);
+                            }
+                            Err(crossbeam_channel::TryRecvError::Empty) => break,
+                            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                                disconnected = true;
+                                break;
+                            }
+                        }
+                    }
                 }
-                Err(RecvTimeoutError::Timeout) => false,
-                Err(RecvTimeoutError::Disconnected) => true,
-            };
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => disconnected = true,
+            }
             let now = Instant::now();
             if !pending.is_empty()
-                && (disconnected || pending_points >= self.config.batch_points || flush_at.is_some_and(|t| now >= t))
+                && (disconnected || pending_points >= self.config.batch_points || commit_at.is_some_and(|t| now >= t))
             {
-                self.flush(&mut pending);
+                self.commit_pending(&mut pending);
                 pending_points = 0;
-                flush_at = None;
+                commit_at = None;
                 idle_since = Some(now);
                 if !self.config.sync {
                     unsynced_since.get_or_insert(now);
+                }
+            }
+            if !self.staged.is_empty()
+                && (disconnected
+                    || self.staged.len() >= self.config.promote_points
+                    || promote_at.is_some_and(|t| now >= t))
+            {
+                if let Err(err) = self.promote() {
+                    // Nothing is lost: the staging records stay until a promotion succeeds.
+                    self.metrics.flush_errors.fetch_add(1, Relaxed);
+                    tracing::error!(%err, "promoting staged points failed; will retry");
+                    self.staged_since = Some(now);
                 }
             }
             if unsynced_since.is_some() && (disconnected || wal_at.is_some_and(|t| now >= t)) {
@@ -140,7 +214,7 @@ impl Writer {
                 }
                 unsynced_since = None;
             }
-            if pending.is_empty() && idle_at.is_some_and(|t| now >= t) {
+            if pending.is_empty() && self.staged.is_empty() && idle_at.is_some_and(|t| now >= t) {
                 idle_since = None;
                 let started = Instant::now();
                 match self.store.flush_memtables() {
@@ -156,24 +230,15 @@ impl Writer {
     }
 
     /// Commits every pending request in one WriteBatch, then answers their acks.
-    fn flush(&mut self, pending: &mut Vec<WriteRequest>) {
+    fn commit_pending(&mut self, pending: &mut Vec<WriteRequest>) {
         let started = Instant::now();
         let count: usize = pending.iter().map(|r| r.batch.len()).sum();
         let result = self.commit(pending.iter().map(|r| &r.batch));
         if let Err(err) = &result {
             self.metrics.flush_errors.fetch_add(1, Relaxed);
             tracing::error!(%err, points = count, "group commit failed; its senders get an error");
-            // Series allocated in this flush were never stored.
-            for key in self.created.drain(..) {
-                self.series.remove(&key);
-            }
-            self.next_id = self.store.next_series_id().unwrap_or(self.next_id);
         } else {
             self.metrics.points_written.fetch_add(count as u64, Relaxed);
-            self.metrics
-                .series_created
-                .fetch_add(self.created.len() as u64, Relaxed);
-            self.created.clear();
         }
         self.metrics.observe_flush(started.elapsed().as_secs_f64());
         self.metrics.inflight_points.fetch_sub(count as u64, Relaxed);
@@ -186,58 +251,97 @@ impl Writer {
         }
     }
 
-    /// Commits `batches` synchronously, outside the queue (benchmarks and tools).
+    /// Commits `batches` synchronously, outside the queue, and promotes them at once
+    /// (benchmarks and tools).
     pub fn write_batches(&mut self, batches: &[PointBatch]) -> Result<(), StoreError> {
-        let result = self.commit(batches.iter());
-        if result.is_err() {
-            for key in self.created.drain(..) {
-                self.series.remove(&key);
-            }
-            self.next_id = self.store.next_series_id()?;
-        }
-        self.created.clear();
-        result
+        self.commit(batches.iter())?;
+        self.promote()
     }
 
+    /// Writes the points of `batches` (and any new series) to the staging log in one
+    /// atomic write. On failure nothing of it stays, in RocksDB or in memory.
     fn commit<'a>(&mut self, batches: impl Iterator<Item = &'a PointBatch>) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
-        self.entries.clear();
-        let mut seq = 0u32;
+        let staged_before = self.staged.len();
+        let result = self.stage(batches, &mut batch).and_then(|()| {
+            if !self.created.is_empty() {
+                batch.put_cf(self.store.cf(CF_META), META_NEXT_SERIES_ID, self.next_id.to_be_bytes());
+            }
+            self.record.clear();
+            let new = &self.staged[staged_before..];
+            staging::encode(new.iter().map(|e| (e.series, e.ts, e.value)), &mut self.record);
+            batch.put_cf(self.store.cf(CF_STAGING), self.staging_seq.to_be_bytes(), &self.record);
+            self.store.write(batch, self.config.sync)
+        });
+        match result {
+            Ok(()) => {
+                self.staging_seq += 1;
+                self.metrics
+                    .series_created
+                    .fetch_add(self.created.len() as u64, Relaxed);
+                self.created.clear();
+                if self.staged.len() > staged_before {
+                    self.staged_since.get_or_insert_with(Instant::now);
+                }
+                Ok(())
+            }
+            Err(err) => {
+                self.staged.truncate(staged_before);
+                for key in self.created.drain(..) {
+                    self.series.remove(&key);
+                }
+                self.next_id = self.store.next_series_id().unwrap_or(self.next_id);
+                Err(err)
+            }
+        }
+    }
+
+    /// Resolves series ids and appends the points to `staged`.
+    fn stage<'a>(
+        &mut self,
+        batches: impl Iterator<Item = &'a PointBatch>,
+        wb: &mut WriteBatch,
+    ) -> Result<(), StoreError> {
         for points in batches {
             let mut last: Option<(&[u8], SeriesId)> = None;
             for rec in points.records() {
                 let key = points.key(rec);
                 let series = match last {
-                    Some((k, id)) if k.as_ptr() == key.as_ptr() && k.len() == key.len() => id,
-                    _ => self.resolve(key, &mut batch)?,
+                    // Consecutive points of one series share their key in the batch.
+                    Some((k, id)) if std::ptr::eq(k, key) => id,
+                    _ => self.resolve(key, wb)?,
                 };
                 last = Some((key, series));
-                self.entries.push(Entry {
+                let seq = self.staged.len() as u32;
+                self.staged.push(Entry {
                     series,
                     ts: rec.timestamp,
                     seq,
                     value: rec.value,
                 });
-                seq = seq.wrapping_add(1);
             }
         }
-        if !self.created.is_empty() {
-            batch.put_cf(
-                self.store.cf(CF_META),
-                crate::storage::META_NEXT_SERIES_ID,
-                self.next_id.to_be_bytes(),
-            );
+        Ok(())
+    }
+
+    /// Turns everything staged into one chunk merge operand per (series, bucket) and
+    /// drops the staging records, in one atomic write.
+    fn promote(&mut self) -> Result<(), StoreError> {
+        if self.staged.is_empty() && self.staging_seq == 0 {
+            return Ok(());
         }
-        self.entries.sort_unstable_by_key(|e| (e.series, e.ts, e.seq));
+        let mut entries = std::mem::take(&mut self.staged);
+        entries.sort_unstable_by_key(|e| (e.series, e.ts, e.seq));
+        let mut batch = WriteBatch::default();
         let width = self.store.bucket_width();
         let points_cf = self.store.cf(CF_POINTS);
         let mut i = 0;
-        while i < self.entries.len() {
-            let Entry { series, ts, .. } = self.entries[i];
+        while i < entries.len() {
+            let Entry { series, ts, .. } = entries[i];
             let bucket = keys::bucket_start(ts, width);
             self.points.clear();
-            while i < self.entries.len() {
-                let e = self.entries[i];
+            while i < entries.len() {
+                let e = entries[i];
                 if e.series != series || keys::bucket_start(e.ts, width) != bucket {
                     break;
                 }
@@ -252,7 +356,25 @@ impl Writer {
             chunk::encode(&self.points, &mut self.chunk);
             batch.merge_cf(points_cf, keys::point_key(series, bucket), &self.chunk);
         }
-        self.store.write(batch, self.config.sync)
+        batch.delete_range_cf(
+            self.store.cf(CF_STAGING),
+            0u64.to_be_bytes(),
+            self.staging_seq.to_be_bytes(),
+        );
+        match self.store.write(batch, self.config.sync) {
+            Ok(()) => {
+                entries.clear();
+                self.staged = entries;
+                self.staged_since = None;
+                Ok(())
+            }
+            Err(err) => {
+                // Restore arrival order so later commits keep appending after these.
+                entries.sort_unstable_by_key(|e| e.seq);
+                self.staged = entries;
+                Err(err)
+            }
+        }
     }
 
     /// The id of series `key`, allocating it (and writing its dictionary and index

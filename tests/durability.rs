@@ -124,7 +124,7 @@ fn a_bad_config_value_refuses_to_start_naming_the_key() {
 #[test]
 fn sigterm_commits_everything_already_received() {
     // Points would sit in the writer for a minute: only the shutdown path commits them.
-    let d = Daemon::start(&[("kairosd.writer.flush_interval_ms", "60000")]);
+    let d = Daemon::start(&[("kairosd.writer.linger_ms", "60000")]);
     let mut s = d.telnet();
     let mut lines = String::new();
     for i in 0..5000 {
@@ -145,5 +145,55 @@ fn sigterm_commits_everything_already_received() {
     drop(s);
     let d = Daemon::start_in(&dir, &[]);
     assert_eq!(d.values("drain", json!({})).len(), 5000);
+    drop(tmp);
+}
+
+#[test]
+fn kill_9_with_points_only_in_the_staging_log_loses_nothing() {
+    // Nothing is promoted to chunks before the kill: recovery must do it.
+    let staged_only = [
+        ("kairosd.writer.promote_interval_ms", "600000"),
+        ("kairosd.writer.promote_points", "100000000"),
+    ];
+    let d = Daemon::start(&staged_only);
+    for i in 0..20 {
+        let pts: Vec<_> = (0..100).map(|j| json!([i * 100 + j, j])).collect();
+        let body = json!([
+            {"name": "staged", "tags": {"h": "a"}, "datapoints": pts},
+            {"name": "staged", "tags": {"h": "b"}, "datapoints": [[i, 1]]}
+        ]);
+        assert_eq!(d.post("/api/v1/datapoints", &body.to_string()).status, 204);
+    }
+    // An overwrite inside the staging log: the later value wins.
+    assert_eq!(
+        d.post(
+            "/api/v1/datapoints",
+            r#"{"name":"staged","tags":{"h":"b"},"timestamp":3,"value":33}"#
+        )
+        .status,
+        204
+    );
+    let q = json!({"start_absolute": 0, "metrics": [{"name": "staged", "tags": {"h": "b"}}]});
+    assert_eq!(
+        d.query(q.clone())["queries"][0]["results"][0]["values"][3],
+        json!([3, 33])
+    );
+    let (dir, tmp) = d.kill9();
+    let d = Daemon::start_in(&dir, &staged_only);
+    let r = d.query(json!({"start_absolute": 0, "metrics": [{"name": "staged"}]}));
+    assert_eq!(r["queries"][0]["sample_size"], 2020);
+    assert_eq!(d.query(q)["queries"][0]["results"][0]["values"][3], json!([3, 33]));
+    // Later writes over promoted points still win.
+    assert_eq!(
+        d.post(
+            "/api/v1/datapoints",
+            r#"{"name":"staged","tags":{"h":"b"},"timestamp":3,"value":44}"#
+        )
+        .status,
+        204
+    );
+    let r =
+        d.query(json!({"start_absolute": 3, "end_absolute": 3, "metrics": [{"name": "staged", "tags": {"h": "b"}}]}));
+    assert_eq!(r["queries"][0]["results"][0]["values"], json!([[3, 44]]));
     drop(tmp);
 }

@@ -410,8 +410,7 @@ fn curl_posts_gzip_and_queries() {
 fn a_writer_that_stays_behind_gets_503_not_a_hung_request() {
     // A commit interval far beyond the ack timeout: the writer "stays behind".
     let d = Daemon::start(&[
-        ("kairosd.writer.flush_interval_ms", "3000"),
-        ("kairosd.writer.ack_flush_interval_ms", "3000"),
+        ("kairosd.writer.linger_ms", "3000"),
         ("kairosd.writer.ack_timeout_ms", "200"),
     ]);
     let started = Instant::now();

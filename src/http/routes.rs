@@ -186,7 +186,7 @@ async fn query(req: Request<Incoming>, ctx: &HttpContext) -> Resp {
 async fn metric_names(req: &Request<Incoming>, ctx: &HttpContext) -> Resp {
     let prefix = query_param(req.uri().query().unwrap_or(""), "prefix").unwrap_or_default();
     let store = Arc::clone(&ctx.store);
-    match tokio::task::spawn_blocking(move || store.names(NameKind::Metric, &prefix)).await {
+    match tokio::task::spawn_blocking(move || store.view().names(NameKind::Metric, &prefix)).await {
         Ok(Ok(names)) => {
             let mut out = String::from("{\"results\":[");
             for (i, n) in names.iter().enumerate() {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use kairos_protocols::Value;
 
-use crate::storage::{SeriesId, Store, StoreError, Tags};
+use crate::storage::{SeriesId, Store, StoreError, Tags, View};
 use request::{MetricQuery, Order, Query, TagMatch};
 
 /// The points and tags of one metric query (one group: aggregation and group_by come later).
@@ -33,13 +33,15 @@ pub enum QueryError {
     Store(#[from] StoreError),
 }
 
-/// Runs every metric query of `query`, reading at most `max_points` points each.
+/// Runs every metric query of `query`, reading at most `max_points` points each,
+/// all from one consistent view of the store.
 pub fn run(store: &Store, query: &Query, max_points: usize) -> Result<Vec<MetricResult>, QueryError> {
+    let view = store.view();
     query
         .metrics
         .iter()
         .enumerate()
-        .map(|(index, m)| run_metric(store, query, m, max_points).map_err(|e| e.at(index, max_points)))
+        .map(|(index, m)| run_metric(&view, query, m, max_points).map_err(|e| e.at(index, max_points)))
         .collect()
 }
 
@@ -63,20 +65,27 @@ impl MetricError {
     }
 }
 
-fn run_metric(store: &Store, query: &Query, m: &MetricQuery, max_points: usize) -> Result<MetricResult, MetricError> {
+fn run_metric(view: &View, query: &Query, m: &MetricQuery, max_points: usize) -> Result<MetricResult, MetricError> {
     let mut result = MetricResult::default();
-    for (id, tags) in select_series(store, m)? {
-        let before = result.values.len();
-        let n = store.read_points(id, query.start, query.end, &mut result.values)?;
-        if result.values.len() > max_points {
+    let series = select_series(view, m)?;
+    let ids: HashSet<SeriesId> = series.iter().map(|(id, _)| *id).collect();
+    let mut staged = view.staged_points(&ids, query.start, query.end)?;
+    let mut points = Vec::new();
+    for (id, tags) in series {
+        points.clear();
+        view.read_points(id, query.start, query.end, &mut points)?;
+        if let Some(newer) = staged.remove(&id) {
+            overlay(&mut points, newer);
+        }
+        if result.values.len() + points.len() > max_points {
             return Err(MetricError::TooMany);
         }
-        if n > 0 {
+        if !points.is_empty() {
             for (k, v) in tags {
                 result.tags.entry(k).or_default().insert(v);
             }
         }
-        debug_assert_eq!(result.values.len() - before, n);
+        result.values.extend_from_slice(&points);
     }
     // Series are merged by timestamp; equal timestamps from different series are all
     // kept, ordered by value (spec 4.5).
@@ -94,6 +103,38 @@ fn run_metric(store: &Store, query: &Query, m: &MetricQuery, max_points: usize) 
     Ok(result)
 }
 
+/// Lays staged points (newer than anything in chunks, in arrival order) over a
+/// series' chunk points: a staged point replaces a chunk point at its timestamp, and
+/// of two staged points at one timestamp the later wins.
+fn overlay(points: &mut Vec<(i64, Value)>, mut newer: Vec<(i64, u64, Value)>) {
+    newer.sort_unstable_by_key(|&(ts, seq, _)| (ts, seq));
+    let mut merged = Vec::with_capacity(points.len() + newer.len());
+    let mut old = points.iter().peekable();
+    let mut new = newer.iter().peekable();
+    loop {
+        let take_new = match (old.peek(), new.peek()) {
+            (None, None) => break,
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (Some(o), Some(n)) => n.0 <= o.0,
+        };
+        let (ts, value) = if take_new {
+            let &(ts, _, v) = new.next().expect("peeked");
+            while old.peek().is_some_and(|o| o.0 == ts) {
+                old.next();
+            }
+            (ts, v)
+        } else {
+            *old.next().expect("peeked")
+        };
+        match merged.last_mut() {
+            Some((last_ts, last_v)) if *last_ts == ts => *last_v = value,
+            _ => merged.push((ts, value)),
+        }
+    }
+    *points = merged;
+}
+
 fn value_order(a: &Value, b: &Value) -> std::cmp::Ordering {
     let f = |v: &Value| match *v {
         Value::Long(l) => l as f64,
@@ -103,7 +144,7 @@ fn value_order(a: &Value, b: &Value) -> std::cmp::Ordering {
 }
 
 /// The series of `m.name` that pass its tag filter, with their tags.
-fn select_series(store: &Store, m: &MetricQuery) -> Result<Vec<(SeriesId, Tags)>, StoreError> {
+fn select_series(store: &View, m: &MetricQuery) -> Result<Vec<(SeriesId, Tags)>, StoreError> {
     if m.tags.is_empty() {
         return store.series_of_metric(&m.name);
     }
@@ -141,4 +182,31 @@ fn select_series(store: &Store, m: &MetricQuery) -> Result<Vec<(SeriesId, Tags)>
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staged_points_override_chunk_points_and_later_staged_wins() {
+        let mut points = vec![(1, Value::Long(1)), (2, Value::Long(2)), (4, Value::Long(4))];
+        let staged = vec![
+            (2, 7, Value::Double(2.5)),
+            (3, 5, Value::Long(3)),
+            (2, 9, Value::Long(22)),
+            (5, 1, Value::Long(5)),
+        ];
+        overlay(&mut points, staged);
+        assert_eq!(
+            points,
+            vec![
+                (1, Value::Long(1)),
+                (2, Value::Long(22)),
+                (3, Value::Long(3)),
+                (4, Value::Long(4)),
+                (5, Value::Long(5))
+            ]
+        );
+    }
 }

@@ -4,13 +4,16 @@
 
 pub mod chunk;
 pub mod keys;
+pub mod staging;
+mod view;
+
+pub use view::View;
 
 use std::path::{Path, PathBuf};
 
-use kairos_protocols::{series_key, Value};
 use rocksdb::{
     BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, FlushOptions, MemtableFactory,
-    MergeOperands, Options, ReadOptions, SliceTransform, WriteBatch, WriteOptions, DB,
+    MergeOperands, Options, SliceTransform, WriteBatch, WriteOptions, DB,
 };
 
 pub use keys::SeriesId;
@@ -27,7 +30,16 @@ pub const CF_SERIES_BY_ID: &str = "series_by_id";
 pub const CF_TAG_INDEX: &str = "tag_index";
 pub const CF_NAMES: &str = "names";
 pub const CF_POINTS: &str = "points";
-const ALL_CFS: [&str; 6] = [CF_META, CF_SERIES, CF_SERIES_BY_ID, CF_TAG_INDEX, CF_NAMES, CF_POINTS];
+pub const CF_STAGING: &str = "staging";
+const ALL_CFS: [&str; 7] = [
+    CF_META,
+    CF_SERIES,
+    CF_SERIES_BY_ID,
+    CF_TAG_INDEX,
+    CF_NAMES,
+    CF_POINTS,
+    CF_STAGING,
+];
 
 const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 const META_BUCKET_WIDTH: &[u8] = b"bucket_width_ms";
@@ -50,7 +62,7 @@ pub enum StoreError {
 
 /// The open database. Shared (`Arc`) by the writer thread and the query handlers.
 pub struct Store {
-    db: DB,
+    pub(crate) db: DB,
     path: PathBuf,
     bucket_width: i64,
 }
@@ -118,7 +130,10 @@ impl Store {
     /// Opens (or creates) the store in `dir`. `bucket_width` applies only to a new
     /// store; an existing one keeps the width it was created with.
     pub fn open(dir: &Path, bucket_width: i64) -> Result<Store, StoreError> {
-        let mut db_opts = Options::default();
+        // Preallocated WAL space shows as used disk while holding nothing.
+        let mut db_opts = Options::default()
+            .get_options_from_string("allow_fallocate=false")
+            .unwrap_or_default();
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
         db_opts.set_max_background_jobs(2);
@@ -243,148 +258,10 @@ impl Store {
         Ok(())
     }
 
-    /// Calls `f(key, value)` for every key of `cf` starting with `prefix`, in order,
-    /// until `f` returns false.
-    pub fn scan_prefix(
-        &self,
-        cf: &str,
-        prefix: &[u8],
-        mut f: impl FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), StoreError> {
-        let mut opts = ReadOptions::default();
-        if let Some(end) = keys::prefix_end(prefix) {
-            opts.set_iterate_upper_bound(end);
-        }
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf), opts);
-        it.seek(prefix);
-        while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                break;
-            };
-            if !f(k, v) {
-                break;
-            }
-            it.next();
-        }
-        it.status()?;
-        Ok(())
-    }
-
-    /// Names of the given kind starting with `prefix`, sorted.
-    pub fn names(&self, kind: keys::NameKind, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let mut out = Vec::new();
-        self.scan_prefix(CF_NAMES, &keys::name_key(kind, prefix), |k, _| {
-            out.push(String::from_utf8_lossy(&k[1..]).into_owned());
-            true
-        })?;
-        Ok(out)
-    }
-
-    /// Every series of `metric` with its id and tags.
-    pub fn series_of_metric(&self, metric: &str) -> Result<Vec<(SeriesId, Tags)>, StoreError> {
-        let mut out = Vec::new();
-        let mut bad = false;
-        self.scan_prefix(CF_SERIES, &series_key::metric_prefix(metric), |k, v| {
-            match (series_key::decode(k), <[u8; 8]>::try_from(v)) {
-                (Ok((_, tags)), Ok(id)) => out.push((u64::from_be_bytes(id), tags)),
-                _ => bad = true,
-            }
-            true
-        })?;
-        if bad {
-            return Err(StoreError::Corrupt {
-                cf: CF_SERIES,
-                what: "series entry",
-            });
-        }
-        Ok(out)
-    }
-
-    /// Ids of the series of `metric` that carry tag `name` with value `value`.
-    pub fn series_with_tag(&self, metric: &str, name: &str, value: &str) -> Result<Vec<SeriesId>, StoreError> {
-        let prefix = keys::tag_index_prefix(metric, name, Some(value));
-        let mut out = Vec::new();
-        self.scan_prefix(CF_TAG_INDEX, &prefix, |k, _| {
-            if let Ok(id) = <[u8; 8]>::try_from(&k[prefix.len()..]) {
-                out.push(u64::from_be_bytes(id));
-            }
-            true
-        })?;
-        Ok(out)
-    }
-
-    /// Every value of tag `name` on `metric`'s series, with the series carrying it.
-    pub fn tag_values(&self, metric: &str, name: &str) -> Result<Vec<(String, SeriesId)>, StoreError> {
-        let prefix = keys::tag_index_prefix(metric, name, None);
-        let mut out = Vec::new();
-        let mut bad = false;
-        self.scan_prefix(CF_TAG_INDEX, &prefix, |k, _| {
-            let rest = &k[prefix.len()..];
-            match series_key::read_str(rest) {
-                Ok((value, id)) if id.len() == 8 => {
-                    out.push((value, u64::from_be_bytes(id.try_into().expect("length checked"))));
-                }
-                _ => bad = true,
-            }
-            true
-        })?;
-        if bad {
-            return Err(StoreError::Corrupt {
-                cf: CF_TAG_INDEX,
-                what: "tag index entry",
-            });
-        }
-        Ok(out)
-    }
-
-    /// The metric and tags of series `id`.
-    pub fn series_by_id(&self, id: SeriesId) -> Result<Option<(String, Tags)>, StoreError> {
-        match self.db.get_pinned_cf(self.cf(CF_SERIES_BY_ID), id.to_be_bytes())? {
-            None => Ok(None),
-            Some(v) => series_key::decode(&v).map(Some).map_err(|_| StoreError::Corrupt {
-                cf: CF_SERIES_BY_ID,
-                what: "series key",
-            }),
-        }
-    }
-
-    /// Appends the points of series `id` with `start <= ts <= end` to `out`, in time
-    /// order. Returns how many were appended.
-    pub fn read_points(
-        &self,
-        id: SeriesId,
-        start: i64,
-        end: i64,
-        out: &mut Vec<(i64, Value)>,
-    ) -> Result<usize, StoreError> {
-        let before = out.len();
-        let first = keys::point_key(id, keys::bucket_start(start, self.bucket_width));
-        let mut opts = ReadOptions::default();
-        let last_bucket = keys::bucket_start(end, self.bucket_width);
-        match keys::prefix_end(&keys::point_key(id, last_bucket)) {
-            Some(upper) => opts.set_iterate_upper_bound(upper),
-            None => opts.set_iterate_upper_bound(keys::prefix_end(&id.to_be_bytes()).unwrap_or_default()),
-        }
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_POINTS), opts);
-        it.seek(first);
-        let mut scratch = Vec::new();
-        while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                break;
-            };
-            if keys::parse_point_key(k).map(|(s, _)| s) != Some(id) {
-                break;
-            }
-            scratch.clear();
-            chunk::decode(v, &mut scratch).map_err(|_| StoreError::Corrupt {
-                cf: CF_POINTS,
-                what: "chunk",
-            })?;
-            out.extend(scratch.iter().filter(|(ts, _)| *ts >= start && *ts <= end));
-            it.next();
-        }
-        it.status()?;
-        Ok(out.len() - before)
+    /// A consistent read view: every read through it sees the store as of now, so a
+    /// query never sees a point both staged and promoted, or neither.
+    pub fn view(&self) -> View<'_> {
+        View::new(self)
     }
 
     /// Writes every memtable to disk, so the WAL can be dropped (the writer does this

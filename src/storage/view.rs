@@ -1,0 +1,203 @@
+//! Reads from one RocksDB snapshot (see [`Store::view`]).
+
+use std::collections::{HashMap, HashSet};
+
+use kairos_protocols::{series_key, Value};
+use rocksdb::{ReadOptions, Snapshot};
+
+use super::keys::{self, SeriesId};
+use super::{
+    chunk, staging, Store, StoreError, Tags, CF_NAMES, CF_POINTS, CF_SERIES, CF_SERIES_BY_ID, CF_STAGING, CF_TAG_INDEX,
+};
+
+pub struct View<'a> {
+    store: &'a Store,
+    snapshot: Snapshot<'a>,
+}
+
+/// Points of one series still in the staging log, with their arrival order.
+pub type StagedPoints = HashMap<SeriesId, Vec<(i64, u64, Value)>>;
+
+impl<'a> View<'a> {
+    pub(super) fn new(store: &'a Store) -> View<'a> {
+        View {
+            store,
+            snapshot: store.db.snapshot(),
+        }
+    }
+
+    fn read_options(&self) -> ReadOptions {
+        let mut opts = ReadOptions::default();
+        opts.set_snapshot(&self.snapshot);
+        opts
+    }
+
+    /// Calls `f(key, value)` for every key of `cf` starting with `prefix`, in order,
+    /// until `f` returns false.
+    pub fn scan_prefix(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut opts = self.read_options();
+        if let Some(end) = keys::prefix_end(prefix) {
+            opts.set_iterate_upper_bound(end);
+        }
+        let mut it = self.store.db.raw_iterator_cf_opt(self.store.cf(cf), opts);
+        it.seek(prefix);
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            if !f(k, v) {
+                break;
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(())
+    }
+
+    /// Names of the given kind starting with `prefix`, sorted.
+    pub fn names(&self, kind: keys::NameKind, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        self.scan_prefix(CF_NAMES, &keys::name_key(kind, prefix), |k, _| {
+            out.push(String::from_utf8_lossy(&k[1..]).into_owned());
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Every series of `metric` with its id and tags.
+    pub fn series_of_metric(&self, metric: &str) -> Result<Vec<(SeriesId, Tags)>, StoreError> {
+        let mut out = Vec::new();
+        let mut bad = false;
+        self.scan_prefix(CF_SERIES, &series_key::metric_prefix(metric), |k, v| {
+            match (series_key::decode(k), <[u8; 8]>::try_from(v)) {
+                (Ok((_, tags)), Ok(id)) => out.push((u64::from_be_bytes(id), tags)),
+                _ => bad = true,
+            }
+            true
+        })?;
+        if bad {
+            return Err(StoreError::Corrupt {
+                cf: CF_SERIES,
+                what: "series entry",
+            });
+        }
+        Ok(out)
+    }
+
+    /// Ids of the series of `metric` that carry tag `name` with value `value`.
+    pub fn series_with_tag(&self, metric: &str, name: &str, value: &str) -> Result<Vec<SeriesId>, StoreError> {
+        let prefix = keys::tag_index_prefix(metric, name, Some(value));
+        let mut out = Vec::new();
+        self.scan_prefix(CF_TAG_INDEX, &prefix, |k, _| {
+            if let Ok(id) = <[u8; 8]>::try_from(&k[prefix.len()..]) {
+                out.push(u64::from_be_bytes(id));
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Every value of tag `name` on `metric`'s series, with the series carrying it.
+    pub fn tag_values(&self, metric: &str, name: &str) -> Result<Vec<(String, SeriesId)>, StoreError> {
+        let prefix = keys::tag_index_prefix(metric, name, None);
+        let mut out = Vec::new();
+        let mut bad = false;
+        self.scan_prefix(CF_TAG_INDEX, &prefix, |k, _| {
+            let rest = &k[prefix.len()..];
+            match series_key::read_str(rest) {
+                Ok((value, id)) if id.len() == 8 => {
+                    out.push((value, u64::from_be_bytes(id.try_into().expect("length checked"))));
+                }
+                _ => bad = true,
+            }
+            true
+        })?;
+        if bad {
+            return Err(StoreError::Corrupt {
+                cf: CF_TAG_INDEX,
+                what: "tag index entry",
+            });
+        }
+        Ok(out)
+    }
+
+    /// The metric and tags of series `id`.
+    pub fn series_by_id(&self, id: SeriesId) -> Result<Option<(String, Tags)>, StoreError> {
+        match self
+            .store
+            .db
+            .get_pinned_cf_opt(self.store.cf(CF_SERIES_BY_ID), id.to_be_bytes(), &self.read_options())?
+        {
+            None => Ok(None),
+            Some(v) => series_key::decode(&v).map(Some).map_err(|_| StoreError::Corrupt {
+                cf: CF_SERIES_BY_ID,
+                what: "series key",
+            }),
+        }
+    }
+
+    /// Appends the points of series `id` with `start <= ts <= end` to `out`, in time
+    /// order. Returns how many were appended.
+    pub fn read_points(
+        &self,
+        id: SeriesId,
+        start: i64,
+        end: i64,
+        out: &mut Vec<(i64, Value)>,
+    ) -> Result<usize, StoreError> {
+        let before = out.len();
+        let first = keys::point_key(id, keys::bucket_start(start, self.store.bucket_width));
+        let mut opts = self.read_options();
+        let last_bucket = keys::bucket_start(end, self.store.bucket_width);
+        match keys::prefix_end(&keys::point_key(id, last_bucket)) {
+            Some(upper) => opts.set_iterate_upper_bound(upper),
+            None => opts.set_iterate_upper_bound(keys::prefix_end(&id.to_be_bytes()).unwrap_or_default()),
+        }
+        let mut it = self.store.db.raw_iterator_cf_opt(self.store.cf(CF_POINTS), opts);
+        it.seek(first);
+        let mut scratch = Vec::new();
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            if keys::parse_point_key(k).map(|(s, _)| s) != Some(id) {
+                break;
+            }
+            scratch.clear();
+            chunk::decode(v, &mut scratch).map_err(|_| StoreError::Corrupt {
+                cf: CF_POINTS,
+                what: "chunk",
+            })?;
+            out.extend(scratch.iter().filter(|(ts, _)| *ts >= start && *ts <= end));
+            it.next();
+        }
+        it.status()?;
+        Ok(out.len() - before)
+    }
+
+    /// The staged (not yet promoted) points of `series` with `start <= ts <= end`.
+    pub fn staged_points(&self, series: &HashSet<SeriesId>, start: i64, end: i64) -> Result<StagedPoints, StoreError> {
+        let mut out = StagedPoints::new();
+        let mut seq = 0u64;
+        let mut result = Ok(());
+        self.scan_prefix(CF_STAGING, &[], |_, record| {
+            result = staging::decode(record, |id, ts, value| {
+                seq += 1;
+                if ts >= start && ts <= end && series.contains(&id) {
+                    out.entry(id).or_default().push((ts, seq, value));
+                }
+            });
+            result.is_ok()
+        })?;
+        result.map_err(|_| StoreError::Corrupt {
+            cf: CF_STAGING,
+            what: "staging record",
+        })?;
+        Ok(out)
+    }
+}
