@@ -197,6 +197,12 @@ pub const KEYS: &[Key] = &[
         |c, v| c.wal_flush_interval = millis(v)?
     ),
     key!(
+        "kairosd.storage.idle_flush_ms",
+        "10000",
+        "Write memtables to disk after this many ms without ingest (0 = never); keeps the WAL and restarts short.",
+        |c, v| c.idle_flush = millis(v)?
+    ),
+    key!(
         "kairosd.storage.bucket_width_ms",
         "7200000",
         "Time span of one stored chunk; fixed when the store is created.",

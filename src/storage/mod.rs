@@ -94,6 +94,17 @@ fn points_cf_options() -> Options {
     opts
 }
 
+/// Staging records live for one promotion interval and are then range-deleted; a
+/// memtable large enough to hold them that long lets most of them die in memory
+/// instead of being flushed and compacted away.
+fn staging_cf_options() -> Options {
+    let mut opts = Options::default();
+    opts.set_write_buffer_size(256 << 20);
+    opts.set_max_write_buffer_number(2);
+    opts.set_compression_type(DBCompressionType::Lz4);
+    opts
+}
+
 fn index_cf_options() -> Options {
     let mut opts = Options::default();
     opts.set_write_buffer_size(16 << 20);
@@ -148,6 +159,7 @@ impl Store {
         let cfs = ALL_CFS.iter().map(|&name| {
             let opts = match name {
                 CF_POINTS => points_cf_options(),
+                CF_STAGING => staging_cf_options(),
                 _ => index_cf_options(),
             };
             ColumnFamilyDescriptor::new(name, opts)
