@@ -428,3 +428,36 @@ fn a_writer_that_stays_behind_gets_503_not_a_hung_request() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn connection_cap_makes_extra_clients_wait_not_fail() {
+    let d = Daemon::start(&[("kairosd.http.max_connections", "2")]);
+    let hold: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(d.http).unwrap();
+            s.write_all(b"GET /api/v1/health/check HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut buf = [0u8; 64];
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let n = s.read(&mut buf).unwrap();
+            assert!(buf[..n].starts_with(b"HTTP/1.1 204"));
+            s
+        })
+        .collect();
+    // A third connection is accepted by the kernel but not served while two are open.
+    let mut third = TcpStream::connect(d.http).unwrap();
+    third
+        .write_all(b"GET /api/v1/health/check HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    third.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let mut buf = [0u8; 64];
+    assert!(third.read(&mut buf).is_err(), "served past the connection cap");
+    drop(hold);
+    third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let n = third.read(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 204"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}
