@@ -80,10 +80,12 @@ impl IngestHandle {
             .acquire_many_owned(cost)
             .await
             .map_err(|_| IngestError::ShuttingDown)?;
-        self.metrics.inflight_points.fetch_add(batch.len() as u64, Relaxed);
-        self.tx
-            .try_send(WriteRequest { batch, ack, permit })
-            .map_err(|_| IngestError::ShuttingDown)
+        let n = batch.len() as u64;
+        self.metrics.inflight_points.fetch_add(n, Relaxed);
+        self.tx.try_send(WriteRequest { batch, ack, permit }).map_err(|_| {
+            self.metrics.inflight_points.fetch_sub(n, Relaxed);
+            IngestError::ShuttingDown
+        })
     }
 
     /// Queues `batch`, waiting while the writer is behind. Returns once queued.

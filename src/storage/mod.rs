@@ -99,7 +99,7 @@ fn points_cf_options() -> Options {
 /// instead of being flushed and compacted away.
 fn staging_cf_options() -> Options {
     let mut opts = Options::default();
-    opts.set_write_buffer_size(256 << 20);
+    opts.set_write_buffer_size(64 << 20);
     opts.set_max_write_buffer_number(2);
     opts.set_compression_type(DBCompressionType::Lz4);
     opts
