@@ -4,6 +4,7 @@
 //!
 //! - [`config`] / [`properties`] — `kairos.properties` and its keys.
 //! - [`server`] — starts the store, the writer and the listeners; shuts them down in order.
+//! - [`listener`] — the accept loop with its connection cap, shared by every listener.
 //! - [`telnet`] with [`framing`] — the `put` listener on 4242.
 //! - [`http`] — the REST API (ingest, query, metadata, health, `/metrics`).
 //! - [`ingest`] — the bounded, permit-counted queue between listeners and the writer.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod framing;
 pub mod http;
 pub mod ingest;
+pub mod listener;
 pub mod metrics;
 pub mod properties;
 pub mod query;

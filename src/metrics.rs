@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 /// Where points came from; one counter pair each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +37,8 @@ pub struct Metrics {
     flush_seconds_bucket: [AtomicU64; FLUSH_BUCKETS.len()],
     flush_micros_sum: AtomicU64,
     pub inflight_points: AtomicU64,
-    pub telnet_connections: AtomicU64,
-    pub http_connections: AtomicU64,
+    pub telnet_connections: Arc<AtomicU64>,
+    pub http_connections: Arc<AtomicU64>,
     pub http_requests: AtomicU64,
     pub lines_too_long: AtomicU64,
 }

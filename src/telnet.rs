@@ -15,11 +15,11 @@ use kairos_protocols::telnet::{self, Line, Scratch};
 use kairos_protocols::PointBatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::framing::{Frame, LineFramer};
 use crate::ingest::IngestHandle;
+use crate::listener::accept_loop;
 use crate::metrics::{Metrics, Protocol};
 
 const READ_BUFFER: usize = 64 * 1024;
@@ -34,37 +34,25 @@ pub struct TelnetContext {
 
 /// Accepts connections until `shutdown`, at most `max_connections` at once.
 pub async fn serve(listener: TcpListener, ctx: TelnetContext, max_connections: usize, shutdown: CancellationToken) {
-    let limit = Arc::new(Semaphore::new(max_connections));
-    let tasks = tokio_util::task::TaskTracker::new();
-    loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&limit).acquire_owned() => p.expect("never closed"),
-            _ = shutdown.cancelled() => break,
-        };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(err) => {
-                    tracing::warn!(%err, "telnet accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
+    let open = Arc::clone(&ctx.metrics.telnet_connections);
+    let token = shutdown.clone();
+    accept_loop(
+        listener,
+        "telnet",
+        max_connections,
+        open,
+        shutdown,
+        move |stream, peer| {
+            let ctx = ctx.clone();
+            let shutdown = token.clone();
+            async move {
+                if let Err(err) = connection(stream, peer, &ctx, shutdown).await {
+                    tracing::debug!(%peer, %err, "telnet connection ended with an error");
                 }
-            },
-            _ = shutdown.cancelled() => break,
-        };
-        let ctx = ctx.clone();
-        let shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            ctx.metrics.telnet_connections.fetch_add(1, Relaxed);
-            if let Err(err) = connection(stream, peer, &ctx, shutdown).await {
-                tracing::debug!(%peer, %err, "telnet connection ended with an error");
             }
-            ctx.metrics.telnet_connections.fetch_sub(1, Relaxed);
-            drop(permit);
-        });
-    }
-    tasks.close();
-    tasks.wait().await;
+        },
+    )
+    .await;
 }
 
 async fn connection(

@@ -5,7 +5,6 @@ pub mod body;
 pub mod idle;
 pub mod routes;
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,8 +12,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+
+use crate::listener::accept_loop;
 
 pub use routes::HttpContext;
 
@@ -25,56 +25,46 @@ pub struct HttpLimits {
 }
 
 pub async fn serve(listener: TcpListener, ctx: Arc<HttpContext>, limits: HttpLimits, shutdown: CancellationToken) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let tasks = tokio_util::task::TaskTracker::new();
-    loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&slots).acquire_owned() => p.expect("never closed"),
-            _ = shutdown.cancelled() => break,
-        };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(err) => {
-                    tracing::warn!(%err, "HTTP accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+    let open = Arc::clone(&ctx.metrics.http_connections);
+    let token = shutdown.clone();
+    let HttpLimits {
+        max_connections,
+        header_read_timeout,
+        idle_timeout,
+    } = limits;
+    accept_loop(
+        listener,
+        "HTTP",
+        max_connections,
+        open,
+        shutdown,
+        move |stream, peer| {
+            let ctx = Arc::clone(&ctx);
+            let shutdown = token.clone();
+            async move {
+                let service = service_fn(move |req| {
+                    let ctx = Arc::clone(&ctx);
+                    async move { Ok::<_, std::convert::Infallible>(routes::handle(req, peer, &ctx).await) }
+                });
+                let io = TokioIo::new(idle::IdleTimeout::new(stream, idle_timeout));
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_read_timeout)
+                    .keep_alive(true)
+                    .serve_connection(io, service);
+                tokio::pin!(conn);
+                let result = tokio::select! {
+                    r = conn.as_mut() => r,
+                    _ = shutdown.cancelled() => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                };
+                if let Err(err) = result {
+                    tracing::debug!(%peer, %err, "HTTP connection ended with an error");
                 }
-            },
-            _ = shutdown.cancelled() => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let ctx = Arc::clone(&ctx);
-        let metrics = Arc::clone(&ctx.metrics);
-        let shutdown = shutdown.clone();
-        let io = TokioIo::new(idle::IdleTimeout::new(stream, limits.idle_timeout));
-        let header_timeout = limits.header_read_timeout;
-        tasks.spawn(async move {
-            metrics.http_connections.fetch_add(1, Relaxed);
-            let service = service_fn(move |req| {
-                let ctx = Arc::clone(&ctx);
-                async move { Ok::<_, std::convert::Infallible>(routes::handle(req, peer, &ctx).await) }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .keep_alive(true)
-                .serve_connection(io, service);
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(err) = result {
-                tracing::debug!(%peer, %err, "HTTP connection ended with an error");
             }
-            metrics.http_connections.fetch_sub(1, Relaxed);
-            drop(permit);
-        });
-    }
-    tasks.close();
-    tasks.wait().await;
+        },
+    )
+    .await;
 }
