@@ -66,6 +66,7 @@ async fn connection(
     let mut framer = LineFramer::new(ctx.max_line);
     let mut scratch = Scratch::default();
     let mut draining = false;
+    let mut log_budget = LogBudget::default();
     loop {
         if buf.capacity() - buf.len() < READ_BUFFER / 4 {
             buf.reserve(READ_BUFFER);
@@ -105,17 +106,24 @@ async fn connection(
                 Ok(Line::Version) => versions += 1,
                 Err(err) => {
                     rejected += 1;
-                    tracing::warn!(%peer, line = %quote(line), "{err}");
+                    if log_budget.take() {
+                        tracing::warn!(%peer, line = %quote(line), "{err}");
+                    }
                 }
             },
             Frame::TooLong { len } => {
                 rejected += 1;
                 ctx.metrics.lines_too_long.fetch_add(1, Relaxed);
-                tracing::warn!(%peer, len, max = ctx.max_line, "line longer than kairosdb.telnetserver.max_command_size discarded");
+                if log_budget.take() {
+                    tracing::warn!(%peer, len, max = ctx.max_line, "line longer than kairosdb.telnetserver.max_command_size discarded");
+                }
             }
         });
         if rejected > 0 {
             ctx.metrics.rejected(Protocol::Telnet, rejected);
+        }
+        if let Some(suppressed) = log_budget.refill() {
+            tracing::warn!(%peer, suppressed, "more bad lines from this client were not logged (see kairosd_points_rejected_total)");
         }
         if !batch.is_empty() {
             ctx.metrics.accepted(Protocol::Telnet, batch.len());
@@ -139,4 +147,64 @@ fn quote(line: &[u8]) -> String {
         s.push('…');
     }
     s
+}
+
+/// How many bad lines one connection may log per window: enough to show what is wrong,
+/// not so many that a misbehaving client floods the log at line rate.
+const LOG_LINES_PER_WINDOW: u32 = 10;
+const LOG_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
+struct LogBudget {
+    left: u32,
+    suppressed: u64,
+    window_start: std::time::Instant,
+}
+
+impl Default for LogBudget {
+    fn default() -> Self {
+        LogBudget {
+            left: LOG_LINES_PER_WINDOW,
+            suppressed: 0,
+            window_start: std::time::Instant::now(),
+        }
+    }
+}
+
+impl LogBudget {
+    /// Whether this bad line may be logged.
+    fn take(&mut self) -> bool {
+        if self.left > 0 {
+            self.left -= 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+
+    /// Starts a new window once the current one is over, returning how many lines the
+    /// old one did not log (if any).
+    fn refill(&mut self) -> Option<u64> {
+        if self.left == LOG_LINES_PER_WINDOW || self.window_start.elapsed() < LOG_WINDOW {
+            return None;
+        }
+        let suppressed = std::mem::take(&mut self.suppressed);
+        *self = LogBudget::default();
+        (suppressed > 0).then_some(suppressed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_budget_caps_a_window_and_reports_what_it_dropped() {
+        let mut b = LogBudget::default();
+        assert_eq!((0..25).filter(|_| b.take()).count(), LOG_LINES_PER_WINDOW as usize);
+        assert_eq!(b.refill(), None, "window not over yet");
+        b.window_start -= LOG_WINDOW;
+        assert_eq!(b.refill(), Some(15));
+        assert!(b.take());
+    }
 }
