@@ -281,6 +281,10 @@ impl Store {
     pub fn flush_memtables(&self) -> Result<(), StoreError> {
         let cfs: Vec<&ColumnFamily> = ALL_CFS.iter().map(|n| self.cf(n)).collect();
         self.db.flush_cfs_opt(&cfs, &FlushOptions::default())?;
+        // Staging records that reached disk before their promotion are dead weight
+        // under range tombstones; compacting the (small) column family drops them.
+        self.db
+            .compact_range_cf(self.cf(CF_STAGING), None::<&[u8]>, None::<&[u8]>);
         Ok(())
     }
 
