@@ -162,7 +162,7 @@ pub const KEYS: &[Key] = &[
     ),
     key!(
         "kairosd.writer.promote_points",
-        "1000000",
+        "500000",
         "Staged points after which they are rewritten into per-series chunks.",
         |c, v| c.writer_promote_points = positive(v)?
     ),
@@ -174,7 +174,7 @@ pub const KEYS: &[Key] = &[
     ),
     key!(
         "kairosd.writer.max_inflight_points",
-        "1000000",
+        "250000",
         "Points accepted but not yet written; past this, senders are slowed down.",
         |c, v| c.writer_max_inflight_points = positive(v)?
     ),

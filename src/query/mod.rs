@@ -99,6 +99,8 @@ fn run_metric(view: &View, query: &Query, m: &MetricQuery, max_points: usize) ->
     result.sample_size = result.values.len();
     if let Some(limit) = m.limit {
         result.values.truncate(limit);
+        // Later metrics of the query are read while this result waits to be rendered.
+        result.values.shrink_to_fit();
     }
     Ok(result)
 }
