@@ -104,6 +104,7 @@ fn slow_client_with_half_a_line_blocks_nobody() {
 
 #[test]
 fn thousands_of_concurrent_connections() {
+    common::raise_fd_limit();
     let d = Daemon::start(&[]);
     let n = 3000;
     let conns: Vec<TcpStream> = (0..n)
@@ -146,4 +147,38 @@ fn nc_client_pushes_put_lines() {
     let v = d.wait_for_points("t.nc", 100);
     assert_eq!(v.len(), 100);
     assert_eq!(v[99], json!([1_700_000_099_000i64, 99]));
+}
+
+#[test]
+fn timestamps_at_the_ends_of_the_i64_range_are_stored_and_found() {
+    // Promote every commit at once, so the points are read back from their chunks.
+    let d = Daemon::start(&[("kairosd.writer.promote_points", "1")]);
+    let mut s = d.telnet();
+    s.write_all(
+        b"putm t.edge -9223372036854775808 1 host=a\n\
+          putm t.edge -9223372036854775807 2 host=a\n\
+          putm t.edge 9223372036854775807 3 host=a\n\
+          put t.edge -5 4 host=a\n",
+    )
+    .unwrap();
+    let all = json!({"start_absolute": i64::MIN, "end_absolute": i64::MAX, "metrics": [{"name": "t.edge"}]});
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let values = loop {
+        let r = d.query(all.clone());
+        let v = r["queries"][0]["results"][0]["values"].clone();
+        if v.as_array().is_some_and(|a| a.len() >= 4) || std::time::Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        values,
+        json!([[i64::MIN, 1], [i64::MIN + 1, 2], [-5000, 4], [i64::MAX, 3]])
+    );
+    // A range that starts inside the lowest bucket finds only what is in range.
+    let r = d.query(json!({"start_absolute": i64::MIN + 1, "end_absolute": 0, "metrics": [{"name": "t.edge"}]}));
+    assert_eq!(
+        r["queries"][0]["results"][0]["values"],
+        json!([[i64::MIN + 1, 2], [-5000, 4]])
+    );
 }

@@ -49,11 +49,15 @@ pub fn subtract(now: i64, value: i64, unit: Unit) -> i64 {
     }
 }
 
+/// Months in 300 million years: past that, any result is outside the i64 millisecond
+/// range anyway, and the calendar arithmetic below stays far from overflowing.
+const MAX_MONTHS: i64 = 12 * 300_000_000;
+
 fn add_months(ms: i64, months: i64) -> i64 {
     let days = ms.div_euclid(DAY_MS);
     let in_day = ms.rem_euclid(DAY_MS);
     let (y, m, d) = civil_from_days(days);
-    let total = (y * 12 + (m as i64 - 1)).saturating_add(months);
+    let total = (y * 12 + (m as i64 - 1)).saturating_add(months.clamp(-MAX_MONTHS, MAX_MONTHS));
     let (ny, nm) = (total.div_euclid(12), total.rem_euclid(12) as u32 + 1);
     let nd = d.min(days_in_month(ny, nm));
     days_from_civil(ny, nm, nd)
@@ -125,6 +129,9 @@ mod tests {
         );
         assert_eq!(subtract(10_000, 2, Unit::Seconds), 8_000);
         assert_eq!(subtract(0, 1, Unit::Weeks), -7 * DAY_MS);
+        assert_eq!(subtract(0, i64::MAX, Unit::Years), i64::MIN);
+        assert_eq!(subtract(0, i64::MAX, Unit::Months), i64::MIN);
+        assert!(subtract(0, i64::MAX, Unit::Days) <= i64::MIN + 1);
         assert_eq!(Unit::parse("hours"), Some(Unit::Hours));
         assert_eq!(Unit::parse("fortnights"), None);
     }

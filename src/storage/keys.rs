@@ -18,8 +18,11 @@ pub fn from_ordered_i64(b: [u8; 8]) -> i64 {
 }
 
 /// The start of the bucket holding `ts` (floor division, so negative times work).
+///
+/// The lowest bucket would start before `i64::MIN`; it starts at `i64::MIN` instead,
+/// so a point at any representable time has a bucket that writes and reads agree on.
 pub fn bucket_start(ts: i64, width: i64) -> i64 {
-    ts - ts.rem_euclid(width)
+    ts.saturating_sub(ts.rem_euclid(width))
 }
 
 /// `points` key: series id, then bucket start.
@@ -102,6 +105,9 @@ mod tests {
         assert_eq!(bucket_start(7_199_999, 7_200_000), 0);
         assert_eq!(bucket_start(7_200_000, 7_200_000), 7_200_000);
         assert_eq!(bucket_start(-1, 7_200_000), -7_200_000);
+        assert_eq!(bucket_start(i64::MIN, 7_200_000), i64::MIN);
+        assert_eq!(bucket_start(i64::MIN + 1, 7_200_000), i64::MIN);
+        assert_eq!(bucket_start(i64::MAX, 7_200_000) % 7_200_000, 0);
     }
 
     #[test]
