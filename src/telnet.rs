@@ -1,7 +1,7 @@
 //! The telnet listener (`put`, `putm`, `version` on 4242).
 //!
 //! One task per connection reads into a buffer, frames lines in place, parses them
-//! into a [`PointBatch`] and hands the batch to the writer once per read. A bad line
+//! into a [`kairos_protocols::PointBatch`] and hands the batch to the writer once per read. A bad line
 //! is logged with the peer address, counted and skipped; the connection stays open.
 //! While the writer is behind, `submit` waits and the task stops reading, which is
 //! TCP backpressure on that sender alone.
@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use kairos_protocols::telnet::{self, Line, Scratch};
-use kairos_protocols::PointBatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -97,7 +96,7 @@ async fn connection(
             }
             return Ok(());
         }
-        let mut batch = PointBatch::with_capacity(1024, 32 * 1024);
+        let mut batch = ctx.ingest.batch();
         let mut versions = 0;
         let mut rejected = 0;
         framer.drain(&mut buf, |frame| match frame {

@@ -93,6 +93,17 @@ impl PointBatch {
         self.points.is_empty()
     }
 
+    /// Heap bytes the batch holds, used or not.
+    pub fn capacity_bytes(&self) -> usize {
+        self.keys.capacity() + self.points.capacity() * std::mem::size_of::<PointRecord>()
+    }
+
+    /// Makes room for `points` more points with `key_bytes` more key bytes.
+    pub fn reserve(&mut self, points: usize, key_bytes: usize) {
+        self.points.reserve(points);
+        self.keys.reserve(key_bytes);
+    }
+
     pub fn clear(&mut self) {
         self.keys.clear();
         self.points.clear();

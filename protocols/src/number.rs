@@ -180,6 +180,9 @@ fn java_double(i: &[u8]) -> IResult<&[u8], JavaDouble<'_>> {
 /// Java's `Double.parseDouble`, minus the whitespace trimming (telnet tokens never
 /// contain whitespace). Overflow gives ±infinity, as in Java; callers refuse it.
 pub fn parse_java_double(s: &[u8]) -> Result<f64, NumberError> {
+    if let Some(v) = short_decimal(s) {
+        return Ok(v);
+    }
     let parsed = match java_double(s) {
         Ok((_, parsed)) => parsed,
         Err(_) => return Err(NumberError::NotDecimal(quote(s))),
@@ -192,6 +195,42 @@ pub fn parse_java_double(s: &[u8]) -> Result<f64, NumberError> {
         JavaDouble::Hex(h) => Ok(hex_to_f64(&h)),
         JavaDouble::Special(v) => Ok(v),
     }
+}
+
+/// Powers of ten that are exact in an f64.
+const EXACT_POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// The common metric value, `-?digits.digits` with at most 15 digits in all, without
+/// the grammar and the general float parser: the digits form an integer below 2^53 and
+/// the scale is an exact power of ten, so one IEEE division is correctly rounded
+/// (Clinger's fast path) and equals what the full parser returns. `None` for anything
+/// else, which then takes the full path.
+fn short_decimal(s: &[u8]) -> Option<f64> {
+    let (negative, body) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    if body.len() > 16 {
+        return None;
+    }
+    let mut mantissa: u64 = 0;
+    let mut point = None;
+    for (i, &b) in body.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => mantissa = mantissa * 10 + u64::from(b - b'0'),
+            b'.' if point.is_none() => point = Some(i),
+            _ => return None,
+        }
+    }
+    let point = point?;
+    if body.len() < 2 {
+        return None;
+    }
+    let scale = EXACT_POW10[body.len() - 1 - point];
+    let v = mantissa as f64 / scale;
+    Some(if negative { -v } else { v })
 }
 
 fn hex_value(b: u8) -> u64 {
@@ -593,6 +632,25 @@ mod tests {
             prop_assume!(v.is_finite());
             let s = format!("{v:?}");
             prop_assert_eq!(parse_java_double(s.as_bytes()).map(f64::to_bits), Ok(v.to_bits()), "{}", s);
+        }
+
+        #[test]
+        fn short_decimals_equal_the_full_parser(
+            negative in any::<bool>(),
+            int in "[0-9]{0,9}",
+            frac in "[0-9]{0,9}",
+        ) {
+            let text = format!("{}{int}.{frac}", if negative { "-" } else { "" });
+            let full = match java_double(text.as_bytes()) {
+                Ok((_, JavaDouble::Decimal(t))) => std::str::from_utf8(t).unwrap().parse::<f64>().ok(),
+                _ => None,
+            };
+            let fast = short_decimal(text.as_bytes());
+            if int.len() + frac.len() <= 15 {
+                prop_assert_eq!(fast.map(f64::to_bits), full.map(f64::to_bits), "{}", text);
+            } else {
+                prop_assert_eq!(fast, None);
+            }
         }
 
         #[test]

@@ -119,20 +119,22 @@ async fn ingest(req: Request<Incoming>, peer: SocketAddr, ctx: &HttpContext) -> 
             return errors(status, &[e.to_string()]);
         }
     };
-    let decoded = tokio::task::block_in_place(|| rest::decode(&body));
-    let points = decoded.batch.len();
-    if !decoded.errors.is_empty() {
-        ctx.metrics.rejected(Protocol::Rest, decoded.errors.len());
-        tracing::warn!(%peer, errors = decoded.errors.len(), first = %decoded.errors[0], "invalid data in /api/v1/datapoints body; valid metrics are kept");
+    let mut batch = ctx.ingest.batch();
+    let problems = tokio::task::block_in_place(|| rest::decode_into(&body, &mut batch));
+    drop(body);
+    let points = batch.len();
+    if !problems.is_empty() {
+        ctx.metrics.rejected(Protocol::Rest, problems.len());
+        tracing::warn!(%peer, errors = problems.len(), first = %problems[0], "invalid data in /api/v1/datapoints body; valid metrics are kept");
     }
     ctx.metrics.accepted(Protocol::Rest, points);
-    match ctx.ingest.submit_and_wait(decoded.batch, ctx.ack_timeout).await {
-        Ok(()) if decoded.errors.is_empty() => empty(StatusCode::NO_CONTENT),
-        Ok(()) => errors(StatusCode::BAD_REQUEST, &decoded.errors),
+    match ctx.ingest.submit_and_wait(batch, ctx.ack_timeout).await {
+        Ok(()) if problems.is_empty() => empty(StatusCode::NO_CONTENT),
+        Ok(()) => errors(StatusCode::BAD_REQUEST, &problems),
         Err(e) => {
             tracing::error!(%peer, points, "REST write not acknowledged: {e}");
             let mut msgs = vec![e.to_string()];
-            msgs.extend(decoded.errors);
+            msgs.extend(problems);
             let status = match e {
                 IngestError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 IngestError::ShuttingDown | IngestError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -415,6 +415,25 @@ fn syntax_errors_keep_what_came_before() {
     let d = decode(b"[{\"name\":\"a\xff\",\"timestamp\":1,\"value\":1,\"tags\":{\"a\":\"b\"}}]");
     assert!(d.batch.is_empty());
     assert_eq!(d.errors.len(), 1);
+    // ... keeps the metrics before it, as any syntax error does.
+    let d = decode(
+        b"[{\"name\":\"ok\",\"timestamp\":1,\"value\":1,\"tags\":{\"a\":\"b\"}},\
+          {\"name\":\"a\xff\",\"timestamp\":1,\"value\":1,\"tags\":{\"a\":\"b\"}}]",
+    );
+    assert_eq!(d.batch.len(), 1);
+    assert_eq!(d.errors.len(), 1);
+}
+
+#[test]
+fn decode_into_appends_to_a_reused_batch() {
+    let body = br#"[{"name":"m","datapoints":[[1,2],[3,4.5]],"tags":{"h":"a"}}]"#;
+    let mut batch = decode(body).batch;
+    batch.clear();
+    let capacity = batch.capacity_bytes();
+    assert!(decode_into(body, &mut batch).is_empty());
+    assert_eq!(batch.len(), 2);
+    assert!(batch.capacity_bytes() >= capacity);
+    assert_eq!(batch.to_points()[1].value, Value::Double(4.5));
 }
 
 #[test]
