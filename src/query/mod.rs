@@ -5,7 +5,10 @@ pub mod json;
 pub mod request;
 pub mod time;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::cmp::Reverse;
+use std::collections::binary_heap::PeekMut;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
+use std::ops::Range;
 
 use kairos_protocols::Value;
 
@@ -71,6 +74,7 @@ fn run_metric(view: &View, query: &Query, m: &MetricQuery, max_points: usize) ->
     let ids: HashSet<SeriesId> = series.iter().map(|(id, _)| *id).collect();
     let mut staged = view.staged_points(&ids, query.start, query.end)?;
     let mut points = Vec::new();
+    let mut runs = Vec::with_capacity(series.len());
     for (id, tags) in series {
         points.clear();
         view.read_points(id, query.start, query.end, &mut points)?;
@@ -85,24 +89,89 @@ fn run_metric(view: &View, query: &Query, m: &MetricQuery, max_points: usize) ->
                 result.tags.entry(k).or_default().insert(v);
             }
         }
+        let start = result.values.len();
         result.values.extend_from_slice(&points);
-    }
-    // Series are merged by timestamp; equal timestamps from different series are all
-    // kept, ordered by value (spec 4.5).
-    result
-        .values
-        .sort_by(|a, b| a.0.cmp(&b.0).then_with(|| value_order(&a.1, &b.1)));
-    if m.order == Order::Desc {
-        result.values.reverse();
+        runs.push(start..result.values.len());
     }
     // sample_size counts the raw points read, before `limit` cuts the answer.
     result.sample_size = result.values.len();
-    if let Some(limit) = m.limit {
-        result.values.truncate(limit);
-        // Later metrics of the query are read while this result waits to be rendered.
-        result.values.shrink_to_fit();
-    }
+    let values = std::mem::take(&mut result.values);
+    result.values = merge_runs(values, &runs, m.order, m.limit.unwrap_or(usize::MAX));
     Ok(result)
+}
+
+/// Merges the series' runs of `values` (each sorted by time) into one sequence in
+/// `order`, stopping after `limit` points. Series are merged by timestamp, and equal
+/// timestamps from different series are all kept, ordered by value (spec 4.5).
+///
+/// A heap over the runs rather than a sort of everything: the runs are already sorted,
+/// so this is one pass with a comparison per level of a heap as small as the number of
+/// series, and a `limit` (a count query sends `"limit": 0`) ends it early.
+fn merge_runs(values: Vec<(i64, Value)>, runs: &[Range<usize>], order: Order, limit: usize) -> Vec<(i64, Value)> {
+    let mut runs: Vec<Range<usize>> = runs.iter().filter(|r| r.start < r.end).cloned().collect();
+    if runs.len() <= 1 {
+        let mut values = values;
+        if order == Order::Desc {
+            values.reverse();
+        }
+        values.truncate(limit);
+        values.shrink_to_fit();
+        return values;
+    }
+    let key = |i: usize| (values[i].0, value_key(&values[i].1));
+    let mut out = Vec::with_capacity(values.len().min(limit));
+    match order {
+        Order::Asc => {
+            let mut heap: BinaryHeap<Reverse<((i64, u64), usize)>> = runs
+                .iter()
+                .enumerate()
+                .map(|(r, run)| Reverse((key(run.start), r)))
+                .collect();
+            while out.len() < limit {
+                let Some(mut top) = heap.peek_mut() else { break };
+                let r = top.0 .1;
+                let run = &mut runs[r];
+                out.push(values[run.start]);
+                run.start += 1;
+                if run.start == run.end {
+                    PeekMut::pop(top);
+                } else {
+                    top.0 .0 = key(run.start);
+                }
+            }
+        }
+        Order::Desc => {
+            let mut heap: BinaryHeap<((i64, u64), usize)> =
+                runs.iter().enumerate().map(|(r, run)| (key(run.end - 1), r)).collect();
+            while out.len() < limit {
+                let Some(mut top) = heap.peek_mut() else { break };
+                let r = top.1;
+                let run = &mut runs[r];
+                run.end -= 1;
+                out.push(values[run.end]);
+                if run.start == run.end {
+                    PeekMut::pop(top);
+                } else {
+                    top.0 = key(run.end - 1);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A value as a `u64` that sorts like `f64::total_cmp` of the value as a double.
+fn value_key(v: &Value) -> u64 {
+    let d = match *v {
+        Value::Long(l) => l as f64,
+        Value::Double(d) => d,
+    };
+    let bits = d.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
 }
 
 /// Lays staged points (newer than anything in chunks, in arrival order) over a
@@ -135,14 +204,6 @@ fn overlay(points: &mut Vec<(i64, Value)>, mut newer: Vec<(i64, u64, Value)>) {
         }
     }
     *points = merged;
-}
-
-fn value_order(a: &Value, b: &Value) -> std::cmp::Ordering {
-    let f = |v: &Value| match *v {
-        Value::Long(l) => l as f64,
-        Value::Double(d) => d,
-    };
-    f(a).total_cmp(&f(b))
 }
 
 /// The series of `m.name` that pass its tag filter, with their tags.
@@ -210,5 +271,66 @@ mod tests {
                 (5, Value::Long(5))
             ]
         );
+    }
+
+    /// The straightforward definition `merge_runs` must agree with: sort everything by
+    /// time then value, reverse for `desc`, cut at the limit.
+    fn reference(values: &[(i64, Value)], order: Order, limit: usize) -> Vec<(i64, Value)> {
+        let f = |v: &Value| match *v {
+            Value::Long(l) => l as f64,
+            Value::Double(d) => d,
+        };
+        let mut all = values.to_vec();
+        all.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| f(&a.1).total_cmp(&f(&b.1))));
+        if order == Order::Desc {
+            all.reverse();
+        }
+        all.truncate(limit);
+        all
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn merging_runs_equals_sorting_everything(
+            runs in proptest::collection::vec(
+                proptest::collection::vec((-3i64..3, -2i64..2, proptest::bool::ANY), 0..6), 0..6),
+            desc in proptest::bool::ANY,
+            limit in proptest::option::of(0usize..12),
+        ) {
+            let mut values = Vec::new();
+            let mut ranges = Vec::new();
+            for run in runs {
+                let mut run: Vec<(i64, Value)> = run
+                    .into_iter()
+                    .map(|(ts, v, d)| (ts, if d { Value::Double(v as f64 + 0.5) } else { Value::Long(v) }))
+                    .collect();
+                run.sort_by_key(|p| p.0);
+                run.dedup_by_key(|p| p.0);
+                let start = values.len();
+                values.extend(run);
+                ranges.push(start..values.len());
+            }
+            let order = if desc { Order::Desc } else { Order::Asc };
+            let limit = limit.unwrap_or(usize::MAX);
+            let got = merge_runs(values.clone(), &ranges, order, limit);
+            proptest::prop_assert_eq!(got, reference(&values, order, limit));
+        }
+    }
+
+    #[test]
+    fn value_keys_order_like_total_cmp() {
+        let vals = [
+            Value::Double(f64::NEG_INFINITY),
+            Value::Long(-5),
+            Value::Double(-0.5),
+            Value::Double(-0.0),
+            Value::Long(0),
+            Value::Double(0.25),
+            Value::Long(3),
+            Value::Double(1e300),
+        ];
+        for w in vals.windows(2) {
+            assert!(value_key(&w[0]) < value_key(&w[1]), "{:?} < {:?}", w[0], w[1]);
+        }
     }
 }
