@@ -94,12 +94,15 @@ fn points_cf_options() -> Options {
     opts
 }
 
-/// Staging records live for one promotion interval and are then range-deleted; a
-/// memtable large enough to hold them that long lets most of them die in memory
-/// instead of being flushed and compacted away.
+/// Staging records live for one promotion interval and are then range-deleted. A
+/// flush drops the records its memtable's range tombstones cover, so only the few
+/// not yet promoted reach disk; a small memtable therefore costs little I/O, and it
+/// is most of the daemon's resident memory under load. Measured with the benchmark
+/// load (10M points): 16 MB instead of 64 MB took peak RSS from 180 to 147 MB over
+/// telnet and from 142 to 103 MB over REST, at the same CPU.
 fn staging_cf_options() -> Options {
     let mut opts = Options::default();
-    opts.set_write_buffer_size(64 << 20);
+    opts.set_write_buffer_size(16 << 20);
     opts.set_max_write_buffer_number(2);
     opts.set_compression_type(DBCompressionType::Lz4);
     opts
