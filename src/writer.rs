@@ -11,7 +11,7 @@
 //! time bucket) and writes one chunk merge operand per group, which keeps operands
 //! large however small and frequent the commits were.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -68,6 +68,13 @@ pub struct Writer {
     next_id: SeriesId,
     /// Series allocated by the commit in progress (undone if it fails).
     created: Vec<Box<[u8]>>,
+    /// `names` keys known to be stored (or in the commit in progress), so a new series
+    /// writes only the metric, tag names and tag values that are new: most are shared
+    /// by thousands of series. Cleared when it grows past [`MAX_KNOWN_NAMES`]; writing
+    /// a name again is harmless.
+    known_names: HashSet<Box<[u8]>, foldhash::fast::RandomState>,
+    /// Names first written by the commit in progress (forgotten again if it fails).
+    new_names: Vec<Box<[u8]>>,
     /// Everything committed to the staging log and not yet promoted, in arrival order.
     staged: Vec<Entry>,
     staged_since: Option<Instant>,
@@ -79,6 +86,9 @@ pub struct Writer {
     /// Scratch of [`sort_for_promotion`], one slot per series id in the staged range.
     sort_heads: Vec<usize>,
 }
+
+/// Most distinct names the writer remembers as stored (see `Writer::known_names`).
+const MAX_KNOWN_NAMES: usize = 1 << 20;
 
 /// Starts the writer thread; it runs until every [`crate::ingest::IngestHandle`] is
 /// dropped and the queue is drained, and promotes everything before it stops.
@@ -106,6 +116,8 @@ impl Writer {
             series: HashMap::default(),
             next_id,
             created: Vec::new(),
+            known_names: HashSet::default(),
+            new_names: Vec::new(),
             staged: Vec::new(),
             staged_since: None,
             staging_seq: 0,
@@ -286,6 +298,7 @@ impl Writer {
                     .series_created
                     .fetch_add(self.created.len() as u64, Relaxed);
                 self.created.clear();
+                self.new_names.clear();
                 if self.staged.len() > staged_before {
                     self.staged_since.get_or_insert_with(Instant::now);
                 }
@@ -295,6 +308,9 @@ impl Writer {
                 self.staged.truncate(staged_before);
                 for key in self.created.drain(..) {
                     self.series.remove(&key);
+                }
+                for name in self.new_names.drain(..) {
+                    self.known_names.remove(&name);
                 }
                 self.next_id = self.store.next_series_id().unwrap_or(self.next_id);
                 Err(err)
@@ -402,13 +418,25 @@ impl Writer {
         let store = &self.store;
         batch.put_cf(store.cf(CF_SERIES), key, id.to_be_bytes());
         batch.put_cf(store.cf(CF_SERIES_BY_ID), id.to_be_bytes(), key);
-        let names = store.cf(CF_NAMES);
-        batch.put_cf(names, keys::name_key(NameKind::Metric, &metric), []);
         let tag_index = store.cf(CF_TAG_INDEX);
         for (k, v) in &tags {
             batch.put_cf(tag_index, keys::tag_index_key(&metric, k, v, id), []);
-            batch.put_cf(names, keys::name_key(NameKind::TagName, k), []);
-            batch.put_cf(names, keys::name_key(NameKind::TagValue, v), []);
+        }
+        if self.known_names.len() > MAX_KNOWN_NAMES {
+            self.known_names.clear();
+        }
+        let names = std::iter::once((NameKind::Metric, metric.as_str())).chain(
+            tags.iter()
+                .flat_map(|(k, v)| [(NameKind::TagName, k.as_str()), (NameKind::TagValue, v.as_str())]),
+        );
+        for (kind, name) in names {
+            let key = keys::name_key(kind, name);
+            if !self.known_names.contains(key.as_slice()) {
+                batch.put_cf(store.cf(CF_NAMES), &key, []);
+                let key: Box<[u8]> = key.into();
+                self.known_names.insert(key.clone());
+                self.new_names.push(key);
+            }
         }
         let key: Box<[u8]> = key.into();
         self.created.push(key.clone());
@@ -541,5 +569,24 @@ mod tests {
             .staged_points(&[id].into_iter().collect(), i64::MIN, i64::MAX)
             .unwrap();
         assert!(staged.is_empty(), "promotion left staging records behind");
+    }
+
+    #[test]
+    fn names_shared_by_series_are_stored_once_and_all_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), 7_200_000).unwrap());
+        let mut w = Writer::new(Arc::clone(&store), Arc::new(Metrics::default()), config()).unwrap();
+        let mut b = PointBatch::new();
+        b.push_parts("m1", [("dc", "eu"), ("h", "a")], 1, Value::Long(1), 0);
+        b.push_parts("m2", [("dc", "eu"), ("h", "b")], 1, Value::Long(1), 0);
+        w.write_batches(&[b]).unwrap();
+        let mut b = PointBatch::new();
+        b.push_parts("m1", [("dc", "us"), ("h", "a")], 1, Value::Long(1), 0);
+        w.write_batches(&[b]).unwrap();
+        assert_eq!(w.known_names.len(), 8, "m1 m2, dc h, eu a b us: each once");
+        let view = store.view();
+        assert_eq!(view.names(NameKind::Metric, "").unwrap(), ["m1", "m2"]);
+        assert_eq!(view.names(NameKind::TagName, "").unwrap(), ["dc", "h"]);
+        assert_eq!(view.names(NameKind::TagValue, "").unwrap(), ["a", "b", "eu", "us"]);
     }
 }
