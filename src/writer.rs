@@ -560,7 +560,7 @@ mod tests {
         let id = store.series_id(&series_key::encode("m", tags)).unwrap().unwrap();
         let view = store.view();
         let mut points = Vec::new();
-        view.read_points(id, i64::MIN, i64::MAX, &mut points).unwrap();
+        view.points().read(id, i64::MIN, i64::MAX, &mut points).unwrap();
         assert_eq!(
             points,
             [(3, Value::Long(0)), (5, Value::Long(3)), (7_200_001, Value::Long(9))]

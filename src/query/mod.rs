@@ -74,10 +74,11 @@ fn run_metric(view: &View, query: &Query, m: &MetricQuery, max_points: usize) ->
     let ids: HashSet<SeriesId> = series.iter().map(|(id, _)| *id).collect();
     let mut staged = view.staged_points(&ids, query.start, query.end)?;
     let mut points = Vec::new();
+    let mut reader = view.points();
     let mut runs = Vec::with_capacity(series.len());
     for (id, tags) in series {
         points.clear();
-        view.read_points(id, query.start, query.end, &mut points)?;
+        reader.read(id, query.start, query.end, &mut points)?;
         if let Some(newer) = staged.remove(&id) {
             overlay(&mut points, newer);
         }
