@@ -57,3 +57,29 @@ pub async fn accept_loop<F, Fut>(
     tasks.close();
     tasks.wait().await;
 }
+
+/// Lifts the process's soft open-file limit to its hard limit and returns the soft
+/// limit now in force (`None` if it cannot be read). Many systems start processes with
+/// a soft limit of 1024, fewer than the connections kairosd accepts by default.
+pub fn raise_fd_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    Some(lim.rlim_cur)
+}

@@ -106,38 +106,18 @@ fn serve(path: Option<PathBuf>, overrides: Vec<String>) -> ExitCode {
     })
 }
 
-/// Lifts the soft open-file limit to the hard one: many systems start a process with a
-/// soft limit of 1024, fewer than the connections kairosd is configured to accept.
+/// Warns when even the raised open-file limit cannot hold the configured connections.
 fn raise_fd_limit(connections: usize) {
-    #[cfg(unix)]
-    {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
-        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-            return;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-                lim = raised;
-            }
-        }
-        // Descriptors besides connections: RocksDB's files, listeners, logs.
-        let needed = connections as libc::rlim_t + 256;
-        if lim.rlim_cur < needed {
-            tracing::warn!(
-                limit = lim.rlim_cur,
-                needed,
-                "the open-file limit is below the configured connection caps; raise it (ulimit -n) or lower \
-                 kairosd.telnet.max_connections / kairosd.http.max_connections"
-            );
-        }
+    // Descriptors besides connections: RocksDB's files, listeners, logs.
+    let needed = connections as u64 + 256;
+    match kairosd::listener::raise_fd_limit() {
+        Some(limit) if limit < needed => tracing::warn!(
+            limit,
+            needed,
+            "the open-file limit is below the configured connection caps; raise it (ulimit -n) or lower \
+             kairosd.telnet.max_connections / kairosd.http.max_connections"
+        ),
+        _ => {}
     }
 }
 
