@@ -79,7 +79,7 @@ fn serve(path: Option<PathBuf>, overrides: Vec<String>) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    raise_fd_limit(config.telnet_max_connections + config.http_max_connections);
+    check_fd_limit(config.telnet_max_connections + config.http_max_connections);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
@@ -106,8 +106,9 @@ fn serve(path: Option<PathBuf>, overrides: Vec<String>) -> ExitCode {
     })
 }
 
-/// Warns when even the raised open-file limit cannot hold the configured connections.
-fn raise_fd_limit(connections: usize) {
+/// Raises the open-file limit, warning when even that cannot hold the configured
+/// connections.
+fn check_fd_limit(connections: usize) {
     // Descriptors besides connections: RocksDB's files, listeners, logs.
     let needed = connections as u64 + 256;
     match kairosd::listener::raise_fd_limit() {

@@ -108,54 +108,47 @@ fn run_metric(view: &View, query: &Query, m: &MetricQuery, max_points: usize) ->
 /// A heap over the runs rather than a sort of everything: the runs are already sorted,
 /// so this is one pass with a comparison per level of a heap as small as the number of
 /// series, and a `limit` (a count query sends `"limit": 0`) ends it early.
-fn merge_runs(values: Vec<(i64, Value)>, runs: &[Range<usize>], order: Order, limit: usize) -> Vec<(i64, Value)> {
-    let mut runs: Vec<Range<usize>> = runs.iter().filter(|r| r.start < r.end).cloned().collect();
+fn merge_runs(mut values: Vec<(i64, Value)>, runs: &[Range<usize>], order: Order, limit: usize) -> Vec<(i64, Value)> {
+    let desc = order == Order::Desc;
+    if desc {
+        // Reversed, every run is sorted newest first and the merge below is the same.
+        values.reverse();
+    }
+    let n = values.len();
+    let mut runs: Vec<Range<usize>> = runs
+        .iter()
+        .filter(|r| r.start < r.end)
+        .map(|r| if desc { n - r.end..n - r.start } else { r.clone() })
+        .collect();
     if runs.len() <= 1 {
-        let mut values = values;
-        if order == Order::Desc {
-            values.reverse();
+        if values.len() > limit {
+            values.truncate(limit);
+            // Later metrics of the query are read while this result waits to be rendered.
+            values.shrink_to_fit();
         }
-        values.truncate(limit);
-        values.shrink_to_fit();
         return values;
     }
-    let key = |i: usize| (values[i].0, value_key(&values[i].1));
-    let mut out = Vec::with_capacity(values.len().min(limit));
-    match order {
-        Order::Asc => {
-            let mut heap: BinaryHeap<Reverse<((i64, u64), usize)>> = runs
-                .iter()
-                .enumerate()
-                .map(|(r, run)| Reverse((key(run.start), r)))
-                .collect();
-            while out.len() < limit {
-                let Some(mut top) = heap.peek_mut() else { break };
-                let r = top.0 .1;
-                let run = &mut runs[r];
-                out.push(values[run.start]);
-                run.start += 1;
-                if run.start == run.end {
-                    PeekMut::pop(top);
-                } else {
-                    top.0 .0 = key(run.start);
-                }
-            }
-        }
-        Order::Desc => {
-            let mut heap: BinaryHeap<((i64, u64), usize)> =
-                runs.iter().enumerate().map(|(r, run)| (key(run.end - 1), r)).collect();
-            while out.len() < limit {
-                let Some(mut top) = heap.peek_mut() else { break };
-                let r = top.1;
-                let run = &mut runs[r];
-                run.end -= 1;
-                out.push(values[run.end]);
-                if run.start == run.end {
-                    PeekMut::pop(top);
-                } else {
-                    top.0 = key(run.end - 1);
-                }
-            }
+    // Smallest first: ascending (time, value), or for `desc` the complement of both.
+    let flip = if desc { u64::MAX } else { 0 };
+    let key = |i: usize| {
+        let (ts, v) = &values[i];
+        ((*ts as u64 ^ 1 << 63) ^ flip, value_key(v) ^ flip)
+    };
+    let mut heap: BinaryHeap<Reverse<((u64, u64), usize)>> = runs
+        .iter()
+        .enumerate()
+        .map(|(r, run)| Reverse((key(run.start), r)))
+        .collect();
+    let mut out = Vec::with_capacity(n.min(limit));
+    while out.len() < limit {
+        let Some(mut top) = heap.peek_mut() else { break };
+        let run = &mut runs[top.0 .1];
+        out.push(values[run.start]);
+        run.start += 1;
+        if run.start == run.end {
+            PeekMut::pop(top);
+        } else {
+            top.0 .0 = key(run.start);
         }
     }
     out
