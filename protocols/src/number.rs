@@ -197,6 +197,34 @@ pub fn parse_java_double(s: &[u8]) -> Result<f64, NumberError> {
     }
 }
 
+/// Python's `float()` on a token, which is how carbon reads Graphite values and
+/// timestamps: an optional sign, then digits with an optional fraction and exponent
+/// (`1e3`, `.75`, `5.`), `inf`/`infinity`/`nan` in any case, and `_` between digits
+/// (`1_000`). Unlike Java's grammar: no hex floats, no `f`/`d` suffix.
+pub fn parse_python_float(s: &[u8]) -> Result<f64, NumberError> {
+    if let Some(v) = short_decimal(s) {
+        return Ok(v);
+    }
+    let bad = || NumberError::NotDecimal(quote(s));
+    let text = std::str::from_utf8(s).map_err(|_| bad())?;
+    if !text.contains('_') {
+        // Rust's grammar is Python's without the underscores (inf and nan included).
+        return text.parse().map_err(|_| bad());
+    }
+    let digit = |i: usize| s.get(i).is_some_and(u8::is_ascii_digit);
+    let mut plain = String::with_capacity(s.len());
+    for (i, c) in text.char_indices() {
+        if c == '_' {
+            if i == 0 || !digit(i - 1) || !digit(i + 1) {
+                return Err(bad());
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain.parse().map_err(|_| bad())
+}
+
 /// Powers of ten that are exact in an f64.
 const EXACT_POW10: [f64; 16] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
@@ -546,6 +574,41 @@ mod tests {
     }
 
     #[test]
+    fn python_float_grammar() {
+        let ok: &[(&str, f64)] = &[
+            ("1.5", 1.5),
+            ("1e3", 1000.0),
+            (".75", 0.75),
+            ("5.", 5.0),
+            ("+5", 5.0),
+            ("-2.5e-1", -0.25),
+            ("1.e2", 100.0),
+            ("1_000.5", 1000.5),
+            ("1e1_0", 1e10),
+            ("inf", f64::INFINITY),
+            ("-Infinity", f64::NEG_INFINITY),
+            ("+iNf", f64::INFINITY),
+            ("23.86", 23.86),
+        ];
+        for &(s, v) in ok {
+            let got = parse_python_float(s.as_bytes()).unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(got.to_bits(), v.to_bits(), "{s}");
+        }
+        for s in ["nan", "NaN", "-nan", "nAn"] {
+            assert!(parse_python_float(s.as_bytes()).unwrap().is_nan(), "{s}");
+        }
+        for s in [
+            "", ".", "e5", "1e", "1.5f", "0x10", "_1", "1_", "1__0", "1_.5", "1._5", "abc", " 1", "1 ", "--1",
+        ] {
+            assert_eq!(
+                parse_python_float(s.as_bytes()),
+                Err(NumberError::NotDecimal(s.into())),
+                "{s:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
     fn json_numbers_truncate_like_gson() {
         let ok: &[(&str, i64, bool)] = &[
             ("1", 1, true),
@@ -658,6 +721,7 @@ mod tests {
             let _ = parse_long(&s);
             let _ = parse_java_double(&s);
             let _ = decimal_to_long(&s);
+            let _ = parse_python_float(&s);
         }
     }
 }

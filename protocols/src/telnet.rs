@@ -12,6 +12,7 @@
 use std::ops::Range;
 
 use crate::datapoint::{PointBatch, Value};
+use crate::decode::{DecodeError, Decoded, Decoder};
 use crate::number::{self, quote, NumberError};
 use crate::timestamp::{self, TimeUnit};
 
@@ -59,6 +60,52 @@ pub enum TelnetError {
     TtlNegative,
     #[error("tag '{0}' appears more than once; a tag name may be given once per line")]
     DuplicateTag(String),
+}
+
+impl DecodeError for TelnetError {}
+
+/// [`parse_line`] as a [`Decoder`]: one frame is one line; `version` asks the transport
+/// to write the version line back.
+#[derive(Debug)]
+pub struct TelnetDecoder {
+    scratch: Scratch,
+    reply: Box<[u8]>,
+}
+
+impl TelnetDecoder {
+    /// `version` is what a `version` command is answered with (a newline is added).
+    pub fn new(version: &str) -> TelnetDecoder {
+        let mut reply = version.as_bytes().to_vec();
+        reply.push(b'\n');
+        TelnetDecoder {
+            scratch: Scratch::default(),
+            reply: reply.into(),
+        }
+    }
+}
+
+impl Decoder for TelnetDecoder {
+    type Error = TelnetError;
+
+    #[inline]
+    fn decode(&mut self, frame: &[u8], batch: &mut PointBatch, reject: &mut impl FnMut(TelnetError)) -> Decoded {
+        match parse_line(frame, batch, &mut self.scratch) {
+            Ok(Line::Point) => Decoded::POINT,
+            Ok(Line::Blank) => Decoded::NOTHING,
+            Ok(Line::Version) => Decoded {
+                reply: true,
+                ..Decoded::NOTHING
+            },
+            Err(err) => {
+                reject(err);
+                Decoded::REJECTED
+            }
+        }
+    }
+
+    fn reply(&self) -> &[u8] {
+        &self.reply
+    }
 }
 
 /// Buffers reused from line to line so that parsing allocates nothing once warm.

@@ -1,0 +1,261 @@
+//! Graphite plaintext lines: `<path> <value> [<timestamp>]`.
+//!
+//! Fields are separated by runs of spaces or tabs (any byte <= 0x20, so a CRLF's `\r`
+//! is whitespace too). Values and timestamps are read with Python's `float()` grammar,
+//! as carbon reads them: `1e3` and `.75` are numbers, and so are `nan` and `inf` in any
+//! case, which are skipped and counted (collectd sends `nan` as the first sample of every
+//! rate). A value written as a whole number is stored as a long, anything else as a
+//! double. Timestamps are seconds; a fractional one is truncated, and `-1` or no
+//! timestamp at all means now.
+
+use std::sync::Arc;
+
+use crate::datapoint::{PointBatch, Value};
+use crate::decode::{Decoded, Decoder};
+use crate::number::{self, quote};
+
+use super::path::{PathMapper, PathScratch};
+use super::GraphiteError;
+
+/// What a successfully parsed line was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line {
+    Point,
+    /// Nothing but whitespace: skipped silently.
+    Blank,
+}
+
+/// Parses one line (without its `\n`) into `batch`; `now_ms` stamps a line without a
+/// timestamp.
+pub fn parse_line(
+    line: &[u8],
+    now_ms: i64,
+    mapper: &PathMapper,
+    batch: &mut PointBatch,
+    scratch: &mut PathScratch,
+) -> Result<Line, GraphiteError> {
+    let text = std::str::from_utf8(line).map_err(|e| GraphiteError::NotUtf8 {
+        offset: e.valid_up_to(),
+    })?;
+    let mut fields = Fields { line, pos: 0 };
+    let Some(path) = fields.next() else {
+        return Ok(Line::Blank);
+    };
+    let value = fields.next().ok_or(GraphiteError::Fields { fields: 1 })?;
+    let timestamp = fields.next();
+    if fields.next().is_some() {
+        return Err(GraphiteError::Fields {
+            fields: 4 + fields.count(),
+        });
+    }
+    let value = parse_value(&line[value])?;
+    let timestamp = match timestamp {
+        Some(t) => parse_timestamp(&line[t], now_ms)?,
+        None => now_ms,
+    };
+    // The separators are ASCII, so every field boundary is a character boundary.
+    mapper.push(&text[path], timestamp, value, batch, scratch)?;
+    Ok(Line::Point)
+}
+
+/// Byte ranges of the fields of a line: runs of bytes above 0x20.
+struct Fields<'a> {
+    line: &'a [u8],
+    pos: usize,
+}
+
+impl Iterator for Fields<'_> {
+    type Item = std::ops::Range<usize>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let line = self.line;
+        while self.pos < line.len() && line[self.pos] <= b' ' {
+            self.pos += 1;
+        }
+        if self.pos == line.len() {
+            return None;
+        }
+        let start = self.pos;
+        while self.pos < line.len() && line[self.pos] > b' ' {
+            self.pos += 1;
+        }
+        Some(start..self.pos)
+    }
+}
+
+/// A value as carbon's `float(value)` reads it; a whole number stays a long.
+pub fn parse_value(token: &[u8]) -> Result<Value, GraphiteError> {
+    let digits = token.strip_prefix(b"+").unwrap_or(token);
+    if let Ok(v) = number::parse_long(digits) {
+        if digits.len() == token.len() || !digits.starts_with(b"-") {
+            return Ok(Value::Long(v));
+        }
+    }
+    let v = number::parse_python_float(token).map_err(GraphiteError::Value)?;
+    if !v.is_finite() {
+        return Err(GraphiteError::NotFinite(quote(token)));
+    }
+    Ok(Value::Double(v))
+}
+
+/// A timestamp in seconds as carbon's `int(float(ts))` reads it, in milliseconds;
+/// `-1` means now.
+pub fn parse_timestamp(token: &[u8], now_ms: i64) -> Result<i64, GraphiteError> {
+    let seconds = match number::parse_long(token) {
+        Ok(s) => s,
+        Err(_) => {
+            let f = number::parse_python_float(token).map_err(GraphiteError::Timestamp)?;
+            // Truncated toward zero; beyond ±2^63 ms it cannot be stored.
+            if !f.is_finite() || f.abs() >= 9.2e15 {
+                return Err(GraphiteError::TimestampRange(quote(token)));
+            }
+            f.trunc() as i64
+        }
+    };
+    if seconds == -1 {
+        return Ok(now_ms);
+    }
+    seconds
+        .checked_mul(1000)
+        .ok_or_else(|| GraphiteError::TimestampRange(quote(token)))
+}
+
+/// [`parse_line`] as a [`Decoder`].
+#[derive(Debug)]
+pub struct TextDecoder {
+    mapper: Arc<PathMapper>,
+    scratch: PathScratch,
+    now_ms: i64,
+}
+
+impl TextDecoder {
+    pub fn new(mapper: Arc<PathMapper>) -> TextDecoder {
+        TextDecoder {
+            scratch: mapper.scratch(),
+            mapper,
+            now_ms: 0,
+        }
+    }
+}
+
+impl Decoder for TextDecoder {
+    type Error = GraphiteError;
+
+    #[inline]
+    fn decode(&mut self, frame: &[u8], batch: &mut PointBatch, reject: &mut impl FnMut(GraphiteError)) -> Decoded {
+        match parse_line(frame, self.now_ms, &self.mapper, batch, &mut self.scratch) {
+            Ok(Line::Point) => Decoded::POINT,
+            Ok(Line::Blank) => Decoded::NOTHING,
+            Err(e) => {
+                reject(e);
+                Decoded::REJECTED
+            }
+        }
+    }
+
+    fn set_now(&mut self, now_ms: i64) {
+        self.now_ms = now_ms;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graphite::path::PathError;
+
+    const NOW: i64 = 1_700_000_123_000;
+
+    fn parse(line: &str) -> Result<Vec<(String, i64, Value)>, GraphiteError> {
+        let mapper = PathMapper::Graphite;
+        let mut batch = PointBatch::new();
+        let mut scratch = mapper.scratch();
+        parse_line(line.as_bytes(), NOW, &mapper, &mut batch, &mut scratch)?;
+        Ok(batch
+            .to_points()
+            .into_iter()
+            .map(|p| (p.metric, p.timestamp, p.value))
+            .collect())
+    }
+
+    fn one(line: &str) -> (String, i64, Value) {
+        parse(line).unwrap_or_else(|e| panic!("{line:?}: {e}")).remove(0)
+    }
+
+    #[test]
+    fn lines_as_carbon_reads_them() {
+        assert_eq!(
+            one("a.b 42 1700000000"),
+            ("a.b".into(), 1_700_000_000_000, Value::Long(42))
+        );
+        assert_eq!(one("a.b\t\t2.5   1700000000\r").2, Value::Double(2.5));
+        assert_eq!(one("  a.b 2.5 1700000000  ").0, "a.b");
+        assert_eq!(one("a 1e3 1700000000").2, Value::Double(1000.0));
+        assert_eq!(one("a .75 1700000000").2, Value::Double(0.75));
+        assert_eq!(one("a +5 1700000000").2, Value::Long(5));
+        assert_eq!(one("a -5 1700000000").2, Value::Long(-5));
+        assert_eq!(one("a 1_000 1700000000").2, Value::Double(1000.0));
+        assert_eq!(one("a 99999999999999999999 1").2, Value::Double(1e20));
+        // Timestamps: truncated seconds; -1 and a missing one mean now.
+        assert_eq!(one("a 1 1700000000.9").1, 1_700_000_000_000);
+        assert_eq!(one("a 1 1.7e9").1, 1_700_000_000_000);
+        assert_eq!(one("a 1 -1").1, NOW);
+        assert_eq!(one("a 1 -1.5").1, NOW);
+        assert_eq!(one("a 1").1, NOW);
+        assert_eq!(one("a 1 -5").1, -5000);
+        assert_eq!(parse("   \r").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn bad_lines_say_why() {
+        for (line, want) in [
+            ("a", "got 1 fields"),
+            ("a 1 2 3", "got 4 fields"),
+            ("a 1 2 3 4 5", "got 6 fields"),
+            ("a x 1", "value: 'x' is not a decimal number"),
+            ("a 1.5f 1", "value: '1.5f' is not"),
+            ("a 1 yesterday", "timestamp: 'yesterday'"),
+            ("a 1 nan", "timestamp 'nan'"),
+            ("a 1 1e300", "timestamp '1e300'"),
+            ("a 1 9223372036854776", "timestamp '9223372036854776'"),
+            (";t=1 1 1", "the metric path is empty"),
+        ] {
+            let err = parse(line).unwrap_err().to_string();
+            assert!(err.contains(want), "{line}: {err}");
+        }
+        let bad_utf8 = b"a\xff 1 1";
+        let mapper = PathMapper::Graphite;
+        let err = parse_line(bad_utf8, NOW, &mapper, &mut PointBatch::new(), &mut mapper.scratch()).unwrap_err();
+        assert_eq!(err, GraphiteError::NotUtf8 { offset: 1 });
+        assert!(matches!(
+            parse("a;b 1 1"),
+            Err(GraphiteError::Path(PathError::TagFormat { .. }))
+        ));
+    }
+
+    #[test]
+    fn nan_and_infinity_are_routine_skips() {
+        use crate::decode::DecodeError;
+        for v in ["nan", "NaN", "-nan", "inf", "-Infinity", "INF", "1e999"] {
+            let err = parse(&format!("a {v} 1")).unwrap_err();
+            assert!(matches!(err, GraphiteError::NotFinite(_)), "{v}: {err}");
+            assert!(err.is_routine());
+        }
+        assert!(!parse("a x 1").unwrap_err().is_routine());
+    }
+
+    #[test]
+    fn decoder_counts_and_reports() {
+        let mut d = TextDecoder::new(Arc::new(PathMapper::Graphite));
+        d.set_now(NOW);
+        let mut batch = PointBatch::new();
+        let mut errors = Vec::new();
+        let mut reject = |e: GraphiteError| errors.push(e.to_string());
+        assert_eq!(d.decode(b"m;h=a 1", &mut batch, &mut reject), Decoded::POINT);
+        assert_eq!(d.decode(b"m nan 1", &mut batch, &mut reject), Decoded::REJECTED);
+        assert_eq!(d.decode(b"", &mut batch, &mut reject), Decoded::NOTHING);
+        assert_eq!(errors.len(), 1);
+        let p = &batch.to_points()[0];
+        assert_eq!((p.timestamp, p.tags.len()), (NOW, 1));
+    }
+}
