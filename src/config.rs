@@ -8,6 +8,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kairos_protocols::graphite::host::{self, HostTagConfig};
+use kairos_protocols::graphite::templates::Templates;
+use kairos_protocols::graphite::TagParserKind;
+
 use crate::properties;
 
 /// How hard the writer pushes each group commit to disk.
@@ -27,6 +31,18 @@ pub struct Config {
     pub telnet_addr: SocketAddr,
     pub telnet_max_command_size: usize,
     pub telnet_max_connections: usize,
+    pub telnet_idle_timeout: Duration,
+    pub shutdown_drain_timeout: Duration,
+    pub carbon_enabled: bool,
+    pub carbon_text_addr: SocketAddr,
+    pub carbon_text_max_size: usize,
+    pub carbon_udp_enabled: bool,
+    pub carbon_pickle_addr: SocketAddr,
+    pub carbon_pickle_max_size: usize,
+    pub carbon_max_connections: usize,
+    pub carbon_tag_parser: TagParserKind,
+    pub carbon_host_tags: HostTagConfig,
+    pub carbon_templates: String,
     pub http_enabled: bool,
     pub http_addr: SocketAddr,
     pub http_idle_timeout: Duration,
@@ -105,6 +121,108 @@ pub const KEYS: &[Key] = &[
         "10000",
         "Concurrent telnet connections; more wait in the accept queue.",
         |c, v| c.telnet_max_connections = positive(v)?
+    ),
+    key!(
+        "kairosd.telnet.idle_timeout_ms",
+        "300000",
+        "Close a telnet or Graphite TCP connection that sent part of a line or pickle frame and then nothing for this many ms (0 = never).",
+        |c, v| c.telnet_idle_timeout = millis(v)?
+    ),
+    key!(
+        "kairosd.shutdown.drain_timeout_ms",
+        "5000",
+        "On SIGTERM, keep reading each open connection until its client closes it (or goes quiet) for at most this many ms.",
+        |c, v| c.shutdown_drain_timeout = millis(v)?
+    ),
+    key!(
+        "kairosdb.service.carbon",
+        "org.kairosdb.plugin.carbon.CarbonServerModule",
+        "Set to <disabled> to turn the Graphite listeners (plaintext and pickle) off.",
+        |c, v| c.carbon_enabled = v.trim() != "<disabled>"
+    ),
+    key!(
+        "kairosdb.carbon.text.address",
+        "0.0.0.0",
+        "Address the Graphite plaintext listener binds (TCP and UDP).",
+        |c, v| c.carbon_text_addr.set_ip(ip(v)?)
+    ),
+    key!(
+        "kairosdb.carbon.text.port",
+        "2003",
+        "Graphite plaintext port, TCP and UDP (0 = any free port).",
+        |c, v| c.carbon_text_addr.set_port(number(v)?)
+    ),
+    key!(
+        "kairosdb.carbon.text.max_size",
+        "4096",
+        "Longest Graphite plaintext line in bytes; a longer line is discarded, the connection kept.",
+        |c, v| c.carbon_text_max_size = positive(v)?
+    ),
+    key!(
+        "kairosd.carbon.udp.enabled",
+        "true",
+        "Also take Graphite plaintext datagrams (up to 64 KiB, many lines each) on the plaintext port.",
+        |c, v| c.carbon_udp_enabled = boolean(v)?
+    ),
+    key!(
+        "kairosdb.carbon.pickle.address",
+        "0.0.0.0",
+        "Address the Graphite pickle listener binds.",
+        |c, v| c.carbon_pickle_addr.set_ip(ip(v)?)
+    ),
+    key!(
+        "kairosdb.carbon.pickle.port",
+        "2004",
+        "Graphite pickle port (0 = any free port).",
+        |c, v| c.carbon_pickle_addr.set_port(number(v)?)
+    ),
+    key!(
+        "kairosdb.carbon.pickle.max_size",
+        "1048576",
+        "Largest pickle frame in bytes (carbon's own cap); a larger length header closes the connection unread.",
+        |c, v| c.carbon_pickle_max_size = positive(v)?
+    ),
+    key!(
+        "kairosd.carbon.max_connections",
+        "10000",
+        "Concurrent connections per Graphite TCP listener; more wait in the accept queue.",
+        |c, v| c.carbon_max_connections = positive(v)?
+    ),
+    key!(
+        "kairosdb.carbon.tag_parser",
+        "graphite",
+        "How a Graphite path becomes a metric and tags: graphite (Graphite 1.1 path;tag=value), host or templates; KairosDB's class names work too.",
+        |c, v| c.carbon_tag_parser = TagParserKind::from_name(v)?
+    ),
+    key!(
+        host::HOST_PATTERN_KEY,
+        r"[^.]*\.([^.]*)\..*",
+        "host parser: a regex the whole path must match; host_replacement builds the host tag from its groups.",
+        |c, v| c.carbon_host_tags.host_pattern = regex(v, host::HOST_PATTERN_KEY)?
+    ),
+    key!(
+        host::HOST_REPLACEMENT_KEY,
+        "$1",
+        "host parser: the host tag, with $n for the groups of host_pattern.",
+        |c, v| c.carbon_host_tags.host_replacement = v.trim().to_string()
+    ),
+    key!(
+        host::METRIC_PATTERN_KEY,
+        r"([^.]*)\.[^.]*\.(.*)",
+        "host parser: a regex the whole path must match; metric_replacement builds the metric name from its groups.",
+        |c, v| c.carbon_host_tags.metric_pattern = regex(v, host::METRIC_PATTERN_KEY)?
+    ),
+    key!(
+        host::METRIC_REPLACEMENT_KEY,
+        "$1.$2",
+        "host parser: the metric name, with $n for the groups of metric_pattern.",
+        |c, v| c.carbon_host_tags.metric_replacement = v.trim().to_string()
+    ),
+    key!(
+        kairos_protocols::graphite::templates::KEY,
+        "",
+        "templates parser: ';'-separated '<filter regex> <template> [separator] [tag=value,...]', e.g. ^servers .metric.host.metric*",
+        |c, v| c.carbon_templates = templates(v)?
     ),
     key!(
         "kairosdb.service.http",
@@ -224,7 +342,9 @@ pub fn example() -> String {
          # a bad value stops the daemon with a message naming the key.\n",
     );
     for key in KEYS {
-        out.push_str(&format!("\n# {}\n{}={}\n", key.help, key.name, key.default));
+        // A properties file reads `\.` as `.`: write backslashes so they read back as is.
+        let value = key.default.replace('\\', "\\\\");
+        out.push_str(&format!("\n# {}\n{}={}\n", key.help, key.name, value));
     }
     out
 }
@@ -237,6 +357,18 @@ impl Default for Config {
             telnet_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             telnet_max_command_size: 0,
             telnet_max_connections: 0,
+            telnet_idle_timeout: Duration::ZERO,
+            shutdown_drain_timeout: Duration::ZERO,
+            carbon_enabled: true,
+            carbon_text_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            carbon_text_max_size: 0,
+            carbon_udp_enabled: true,
+            carbon_pickle_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            carbon_pickle_max_size: 0,
+            carbon_max_connections: 0,
+            carbon_tag_parser: TagParserKind::Graphite,
+            carbon_host_tags: HostTagConfig::default(),
+            carbon_templates: String::new(),
             http_enabled: true,
             http_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             http_idle_timeout: Duration::ZERO,
@@ -354,6 +486,19 @@ fn boolean(v: &str) -> Result<bool, String> {
     }
 }
 
+/// A regex as the host parser uses it (whole-path match), checked now so a bad one
+/// names its file and line.
+fn regex(v: &str, key: &'static str) -> Result<String, String> {
+    let v = v.trim();
+    host::whole_match(v, key).map_err(|e| e.reason)?;
+    Ok(v.to_string())
+}
+
+fn templates(v: &str) -> Result<String, String> {
+    Templates::parse(v)?;
+    Ok(v.trim().to_string())
+}
+
 fn ip(v: &str) -> Result<IpAddr, String> {
     v.trim().parse().map_err(|_| "not an IP address".to_string())
 }
@@ -410,5 +555,40 @@ mod tests {
         let (config, warnings) = Config::from_properties(&example(), Path::new("example")).unwrap();
         assert!(warnings.is_empty());
         assert_eq!(config.telnet_addr, Config::default().telnet_addr);
+        // Backslashes in defaults survive the trip through the properties syntax.
+        assert_eq!(config.carbon_host_tags, HostTagConfig::default());
+    }
+
+    #[test]
+    fn carbon_defaults_and_kairosdb_names() {
+        let c = Config::default();
+        assert_eq!(c.carbon_text_addr.port(), 2003);
+        assert_eq!(c.carbon_pickle_addr.port(), 2004);
+        assert_eq!(c.carbon_pickle_max_size, 1 << 20);
+        assert_eq!(c.carbon_tag_parser, TagParserKind::Graphite);
+        assert_eq!(c.carbon_host_tags, HostTagConfig::default());
+        let (c, _) = Config::from_properties(
+            "kairosdb.carbon.tag_parser=org.kairosdb.plugin.carbon.HostTagParser\n\
+             kairosdb.carbon.templates_tag_parser.templates=\\\n  ^a .metric.host.metric*;\\\n  .* .metric*\n",
+            Path::new("k"),
+        )
+        .unwrap();
+        assert_eq!(c.carbon_tag_parser, TagParserKind::Host);
+        assert!(c.carbon_templates.contains("^a .metric.host.metric*"));
+    }
+
+    #[test]
+    fn bad_carbon_settings_name_the_key() {
+        for (key, value) in [
+            ("kairosdb.carbon.tag_parser", "org.kairosdb.plugin.carbon.Nope"),
+            ("kairosdb.carbon.host_tag_parser.host_pattern", "(["),
+            ("kairosdb.carbon.templates_tag_parser.templates", "^a .metric bogus"),
+            ("kairosd.carbon.udp.enabled", "perhaps"),
+        ] {
+            let err = Config::from_properties(&format!("{key}={value}\n"), Path::new("k.properties"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key) && err.contains("k.properties:1"), "{err}");
+        }
     }
 }

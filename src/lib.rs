@@ -5,7 +5,8 @@
 //! - [`config`] / [`properties`] — `kairos.properties` and its keys.
 //! - [`server`] — starts the store, the writer and the listeners; shuts them down in order.
 //! - [`listener`] — the accept loop with its connection cap, shared by every listener.
-//! - [`telnet`] with [`framing`] — the `put` listener on 4242.
+//! - [`sources`] — socket ingest as transport × framer × decoder: telnet on 4242,
+//!   Graphite plaintext on 2003 (TCP and UDP), Graphite pickle on 2004.
 //! - [`http`] — the REST API (ingest, query, metadata, health, `/metrics`).
 //! - [`ingest`] — the bounded, permit-counted queue between listeners and the writer.
 //! - [`writer`] — the single thread that allocates series ids and group-commits batches.
@@ -16,7 +17,6 @@
 //! Decoding of every wire format lives in the IO-free `kairos-protocols` crate.
 
 pub mod config;
-pub mod framing;
 pub mod http;
 pub mod ingest;
 pub mod listener;
@@ -24,6 +24,6 @@ pub mod metrics;
 pub mod properties;
 pub mod query;
 pub mod server;
+pub mod sources;
 pub mod storage;
-pub mod telnet;
 pub mod writer;

@@ -79,7 +79,12 @@ fn serve(path: Option<PathBuf>, overrides: Vec<String>) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    check_fd_limit(config.telnet_max_connections + config.http_max_connections);
+    let carbon = if config.carbon_enabled {
+        2 * config.carbon_max_connections
+    } else {
+        0
+    };
+    check_fd_limit(config.telnet_max_connections + config.http_max_connections + carbon);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
@@ -94,9 +99,24 @@ fn serve(path: Option<PathBuf>, overrides: Vec<String>) -> ExitCode {
             Err(e) => return fail(e),
         };
         let show = |a: Option<std::net::SocketAddr>| a.map_or("off".to_string(), |a| a.to_string());
-        tracing::info!(data_dir = %config.data_dir.display(), telnet = %show(running.telnet_addr), http = %show(running.http_addr), "kairosd started");
+        tracing::info!(
+            data_dir = %config.data_dir.display(),
+            telnet = %show(running.telnet_addr),
+            http = %show(running.http_addr),
+            carbon = %show(running.carbon_text_addr),
+            carbon_udp = %show(running.carbon_udp_addr),
+            pickle = %show(running.carbon_pickle_addr),
+            "kairosd started"
+        );
         // One machine-readable line for scripts and tests that use port 0.
-        println!("kairosd ready telnet={} http={}", show(running.telnet_addr), show(running.http_addr));
+        println!(
+            "kairosd ready telnet={} http={} carbon={} carbon_udp={} pickle={}",
+            show(running.telnet_addr),
+            show(running.http_addr),
+            show(running.carbon_text_addr),
+            show(running.carbon_udp_addr),
+            show(running.carbon_pickle_addr)
+        );
         let _ = std::io::stdout().flush();
         signal.await;
         tracing::info!("shutting down: finishing connections and committing queued points");
@@ -116,7 +136,7 @@ fn check_fd_limit(connections: usize) {
             limit,
             needed,
             "the open-file limit is below the configured connection caps; raise it (ulimit -n) or lower \
-             kairosd.telnet.max_connections / kairosd.http.max_connections"
+             kairosd.telnet.max_connections / kairosd.http.max_connections / kairosd.carbon.max_connections"
         ),
         _ => {}
     }

@@ -5,20 +5,37 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-/// Where points came from; one counter pair each.
+/// Where points came from; one counter pair each. Graphite plaintext over TCP and over
+/// UDP are counted apart, since UDP is where a sender's points can be lost unseen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     Telnet,
     Rest,
+    /// Graphite plaintext over TCP.
+    Graphite,
+    /// Graphite plaintext over UDP.
+    GraphiteUdp,
+    /// Graphite pickle.
+    Pickle,
 }
 
 impl Protocol {
-    const ALL: [Protocol; 2] = [Protocol::Telnet, Protocol::Rest];
+    const COUNT: usize = 5;
+    const ALL: [Protocol; Protocol::COUNT] = [
+        Protocol::Telnet,
+        Protocol::Rest,
+        Protocol::Graphite,
+        Protocol::GraphiteUdp,
+        Protocol::Pickle,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Protocol::Telnet => "telnet",
             Protocol::Rest => "rest",
+            Protocol::Graphite => "graphite",
+            Protocol::GraphiteUdp => "graphite_udp",
+            Protocol::Pickle => "pickle",
         }
     }
 }
@@ -28,8 +45,9 @@ const FLUSH_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 
 #[derive(Default)]
 pub struct Metrics {
-    accepted: [AtomicU64; 2],
-    rejected: [AtomicU64; 2],
+    accepted: [AtomicU64; Protocol::COUNT],
+    rejected: [AtomicU64; Protocol::COUNT],
+    too_long: [AtomicU64; Protocol::COUNT],
     pub points_written: AtomicU64,
     pub series_created: AtomicU64,
     pub flushes: AtomicU64,
@@ -39,6 +57,10 @@ pub struct Metrics {
     pub inflight_points: AtomicU64,
     pub telnet_connections: Arc<AtomicU64>,
     pub http_connections: Arc<AtomicU64>,
+    pub graphite_connections: Arc<AtomicU64>,
+    pub pickle_connections: Arc<AtomicU64>,
+    /// TCP connections closed for sitting idle with part of a frame.
+    pub idle_closed: AtomicU64,
     pub http_requests: AtomicU64,
     pub lines_too_long: AtomicU64,
 }
@@ -50,6 +72,14 @@ impl Metrics {
 
     pub fn rejected(&self, p: Protocol, n: usize) {
         self.rejected[p as usize].fetch_add(n as u64, Relaxed);
+    }
+
+    /// A line or frame over its protocol's size limit.
+    pub fn too_long(&self, p: Protocol) {
+        self.too_long[p as usize].fetch_add(1, Relaxed);
+        if p == Protocol::Telnet {
+            self.lines_too_long.fetch_add(1, Relaxed);
+        }
     }
 
     pub fn accepted_total(&self, p: Protocol) -> u64 {
@@ -77,7 +107,7 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{labels} {v}");
             }
         };
-        let per_proto = |a: &[AtomicU64; 2]| -> Vec<(String, u64)> {
+        let per_proto = |a: &[AtomicU64; Protocol::COUNT]| -> Vec<(String, u64)> {
             Protocol::ALL
                 .iter()
                 .map(|p| (format!("{{protocol=\"{}\"}}", p.label()), a[*p as usize].load(Relaxed)))
@@ -121,6 +151,18 @@ impl Metrics {
             &one(&self.lines_too_long),
         );
         counter(
+            "kairosd_frames_too_long_total",
+            "Lines or pickle frames over their listener's size limit (counted in rejected too).",
+            "counter",
+            &per_proto(&self.too_long),
+        );
+        counter(
+            "kairosd_connections_idle_closed_total",
+            "TCP connections closed for sitting idle with part of a line or frame (kairosd.telnet.idle_timeout_ms).",
+            "counter",
+            &one(&self.idle_closed),
+        );
+        counter(
             "kairosd_http_requests_total",
             "HTTP requests served.",
             "counter",
@@ -143,6 +185,18 @@ impl Metrics {
             "Open HTTP connections.",
             "gauge",
             &one(&self.http_connections),
+        );
+        counter(
+            "kairosd_graphite_connections",
+            "Open Graphite plaintext TCP connections.",
+            "gauge",
+            &one(&self.graphite_connections),
+        );
+        counter(
+            "kairosd_pickle_connections",
+            "Open Graphite pickle connections.",
+            "gauge",
+            &one(&self.pickle_connections),
         );
         let _ = writeln!(
             out,
@@ -176,6 +230,8 @@ mod tests {
         let m = Metrics::default();
         m.accepted(Protocol::Telnet, 3);
         m.rejected(Protocol::Rest, 2);
+        m.accepted(Protocol::GraphiteUdp, 4);
+        m.too_long(Protocol::Telnet);
         m.observe_flush(0.003);
         m.observe_flush(10.0);
         let text = m.render();
@@ -184,6 +240,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("kairosd_points_rejected_total{protocol=\"rest\"} 2\n"));
+        assert!(text.contains("kairosd_points_accepted_total{protocol=\"graphite_udp\"} 4\n"));
+        assert!(text.contains("kairosd_points_accepted_total{protocol=\"pickle\"} 0\n"));
+        assert!(text.contains("kairosd_frames_too_long_total{protocol=\"telnet\"} 1\n"));
+        assert!(text.contains("kairosd_telnet_lines_too_long_total 1\n"));
         assert!(text.contains("kairosd_flush_duration_seconds_bucket{le=\"0.005\"} 1\n"));
         assert!(text.contains("kairosd_flush_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
         assert!(text.contains("kairosd_flush_duration_seconds_count 2\n"));

@@ -11,8 +11,8 @@ use crate::config::{Config, WalSync};
 use crate::http::{self, HttpContext, HttpLimits};
 use crate::ingest::IngestHandle;
 use crate::metrics::Metrics;
+use crate::sources;
 use crate::storage::{Store, StoreError};
-use crate::telnet::{self, TelnetContext};
 use crate::writer::{self, WriterConfig};
 
 /// What `version` and `/api/v1/version` report: KairosDB's protocol level, then ours.
@@ -32,12 +32,18 @@ pub enum StartError {
         key: &'static str,
         source: std::io::Error,
     },
+    #[error("bad value for {key}: {reason}")]
+    Config { key: &'static str, reason: String },
 }
 
 /// A running daemon; [`Running::shutdown`] stops it cleanly.
 pub struct Running {
     pub telnet_addr: Option<SocketAddr>,
     pub http_addr: Option<SocketAddr>,
+    /// Graphite plaintext TCP, its UDP socket (same port), and pickle.
+    pub carbon_text_addr: Option<SocketAddr>,
+    pub carbon_udp_addr: Option<SocketAddr>,
+    pub carbon_pickle_addr: Option<SocketAddr>,
     pub metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     listeners: JoinSet<()>,
@@ -75,23 +81,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let mut listeners = JoinSet::new();
     let version: Arc<str> = version().into();
 
-    let mut telnet_addr = None;
-    if config.telnet_enabled {
-        let listener = bind(config.telnet_addr, "kairosdb.telnetserver.port").await?;
-        telnet_addr = Some(listener.local_addr().expect("bound socket has an address"));
-        let ctx = TelnetContext {
-            ingest: ingest.clone(),
-            metrics: Arc::clone(&metrics),
-            max_line: config.telnet_max_command_size,
-            version: Arc::clone(&version),
-        };
-        listeners.spawn(telnet::serve(
-            listener,
-            ctx,
-            config.telnet_max_connections,
-            shutdown.clone(),
-        ));
-    }
+    let bound = sources::start(config, &ingest, &metrics, &version, &shutdown, &mut listeners).await?;
     let mut http_addr = None;
     if config.http_enabled {
         let listener = bind(config.http_addr, "kairosdb.jetty.port").await?;
@@ -113,8 +103,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         listeners.spawn(http::serve(listener, ctx, limits, shutdown.clone()));
     }
     Ok(Running {
-        telnet_addr,
+        telnet_addr: bound.telnet,
         http_addr,
+        carbon_text_addr: bound.carbon_text,
+        carbon_udp_addr: bound.carbon_udp,
+        carbon_pickle_addr: bound.carbon_pickle,
         metrics,
         shutdown,
         listeners,

@@ -11,13 +11,14 @@ use std::fmt;
 
 use crate::datapoint::PointBatch;
 
-/// What one frame gave.
+/// What one frame gave (small enough to come back in registers: this is returned once
+/// per telnet line).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Decoded {
     /// Points appended to the batch.
-    pub points: usize,
+    pub points: u32,
     /// Lines or points of the frame refused, each reported through the callback.
-    pub rejected: usize,
+    pub rejected: u32,
     /// The sender asked for an answer (telnet `version`): a transport that can answer
     /// writes [`Decoder::reply`] back.
     pub reply: bool,

@@ -168,7 +168,7 @@ pub fn parse_line(line: &[u8], batch: &mut PointBatch, scratch: &mut Scratch) ->
             tags.push(span);
         }
     }
-    tags.sort_unstable_by(|a, b| line[a.name.clone()].cmp(&line[b.name.clone()]));
+    sort_tags(tags, line);
     if let Some(w) = tags
         .windows(2)
         .find(|w| line[w[0].name.clone()] == line[w[1].name.clone()])
@@ -185,6 +185,22 @@ pub fn parse_line(line: &[u8], batch: &mut PointBatch, scratch: &mut Scratch) ->
         batch.push_parts(metric, pairs, timestamp, value, ttl);
     }
     Ok(Line::Point)
+}
+
+/// Sorts tag spans by name. Lines carry a handful of tags, where a plain insertion
+/// sort costs about half of what the general sort's set-up does.
+fn sort_tags(tags: &mut [TagSpan], line: &[u8]) {
+    if tags.len() > 16 {
+        tags.sort_unstable_by(|a, b| line[a.name.clone()].cmp(&line[b.name.clone()]));
+        return;
+    }
+    for i in 1..tags.len() {
+        let mut j = i;
+        while j > 0 && line[tags[j - 1].name.clone()] > line[tags[j].name.clone()] {
+            tags.swap(j - 1, j);
+            j -= 1;
+        }
+    }
 }
 
 /// A token with a `.` is a double in Java's grammar; anything else must be a strict long.

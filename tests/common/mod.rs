@@ -13,6 +13,10 @@ pub struct Daemon {
     pub child: Child,
     pub telnet: SocketAddr,
     pub http: SocketAddr,
+    /// Graphite plaintext (TCP; UDP on the same port unless turned off) and pickle.
+    pub carbon: Option<SocketAddr>,
+    pub carbon_udp: Option<SocketAddr>,
+    pub pickle: Option<SocketAddr>,
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -37,6 +41,10 @@ impl Daemon {
             ("kairosdb.telnetserver.port", "0"),
             ("kairosdb.jetty.address", "127.0.0.1"),
             ("kairosdb.jetty.port", "0"),
+            ("kairosdb.carbon.text.address", "127.0.0.1"),
+            ("kairosdb.carbon.text.port", "0"),
+            ("kairosdb.carbon.pickle.address", "127.0.0.1"),
+            ("kairosdb.carbon.pickle.port", "0"),
         ];
         set.extend_from_slice(extra);
         for (k, v) in set {
@@ -60,6 +68,11 @@ impl Daemon {
                 .and_then(|a| a.parse().ok())
                 .unwrap_or_else(|| panic!("no {name} in {line:?}"))
         };
+        let optional = |name: &str| -> Option<SocketAddr> {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .and_then(|a| a.parse().ok())
+        };
         // Keep stderr drained so the daemon never blocks on a full pipe.
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
@@ -72,6 +85,9 @@ impl Daemon {
         Daemon {
             telnet: field("telnet="),
             http: field("http="),
+            carbon: optional("carbon="),
+            carbon_udp: optional("carbon_udp="),
+            pickle: optional("pickle="),
             child,
             data_dir: dir.to_path_buf(),
             _tmp: None,

@@ -268,8 +268,8 @@ proptest::proptest! {
     fn never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
         let (r, points, errors) = decode(&data);
         if let Ok(d) = r {
-            proptest::prop_assert_eq!(d.points, points.len());
-            proptest::prop_assert_eq!(d.rejected, errors.len());
+            proptest::prop_assert_eq!(d.points as usize, points.len());
+            proptest::prop_assert_eq!(d.rejected as usize, errors.len());
         }
     }
 
