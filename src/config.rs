@@ -184,7 +184,7 @@ pub const KEYS: &[Key] = &[
     ),
     key!(
         "kairosd.carbon.max_connections",
-        "10000",
+        "4096",
         "Concurrent connections per Graphite TCP listener; more wait in the accept queue.",
         |c, v| c.carbon_max_connections = positive(v)?
     ),

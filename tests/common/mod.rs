@@ -289,3 +289,112 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     e.write_all(data).unwrap();
     e.finish().unwrap()
 }
+
+impl Daemon {
+    /// A TCP connection to the Graphite plaintext port.
+    pub fn carbon(&self) -> TcpStream {
+        let s = TcpStream::connect(self.carbon.expect("Graphite plaintext listener on")).expect("connect carbon");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+
+    /// A TCP connection to the Graphite pickle port.
+    pub fn pickle(&self) -> TcpStream {
+        let s = TcpStream::connect(self.pickle.expect("pickle listener on")).expect("connect pickle");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+
+    /// Polls `metric` until its values (any tags) satisfy `done`, for at most 20 s.
+    pub fn wait_for(&self, metric: &str, done: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = self.values(metric, serde_json::json!({}));
+            if done(&v) || Instant::now() > deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Polls until the metric `name` (a /metrics line) reaches `at_least`.
+    pub fn wait_metric(&self, name: &str, at_least: f64) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = self.metric(name);
+            if v >= at_least || Instant::now() > deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The tags of `metric`'s result: every tag name with the values its series have.
+    pub fn tags_of(&self, metric: &str) -> serde_json::Value {
+        let r = self.query(serde_json::json!({ "start_absolute": i64::MIN / 2, "metrics": [{ "name": metric }] }));
+        r["queries"][0]["results"][0]["tags"].clone()
+    }
+}
+
+/// Whether `program` can be run (it answers `--version`/`-h` or at least starts).
+pub fn have_program(program: &str) -> bool {
+    Command::new(program)
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Whether python3 can import `module`.
+pub fn have_python_module(module: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `true` when `present`; otherwise says on stderr which client is missing, for a test
+/// that then returns early. `./scripts/test.sh` installs every client, so this only
+/// happens where one cannot be installed at all.
+pub fn client_available(present: bool, what: &str) -> bool {
+    if !present {
+        eprintln!("SKIPPED: {what} is not installed and could not be (./scripts/test.sh installs it)");
+    }
+    present
+}
+
+/// Runs a Python 3 script (with `args` in `sys.argv[1:]`), returning its stdout; panics
+/// with its stderr if it fails.
+pub fn python(script: &str, args: &[String]) -> String {
+    let mut child = Command::new("python3")
+        .arg("-")
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 (the README's test command installs it)");
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "python script failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        script
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A number from a query result (a long or a double) as f64.
+pub fn num(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// `[[ts, value], ...]` as pairs, values as f64.
+pub fn pairs(values: &[serde_json::Value]) -> Vec<(i64, f64)> {
+    values.iter().map(|p| (p[0].as_i64().unwrap(), num(&p[1]))).collect()
+}
