@@ -5,6 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+apt_install() {
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# The build and the core tests: a failure to install these is fatal.
 need=()
 command -v clang >/dev/null 2>&1 || need+=(clang)
 [ -e /usr/lib/llvm-14/lib/libclang.so ] || ls /usr/lib/llvm-*/lib/libclang*.so >/dev/null 2>&1 || need+=(libclang-dev)
@@ -13,10 +21,24 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+  apt_install "${need[@]}"
+fi
+
+# Real Graphite clients the tests drive: carbon-relay, collectd, and Python client
+# libraries. Where one cannot be installed, its tests say so and skip.
+clients=()
+command -v carbon-relay >/dev/null 2>&1 || clients+=(graphite-carbon)
+[ -x /usr/sbin/collectd ] || clients+=(collectd-core)
+python3 -m pip --version >/dev/null 2>&1 || clients+=(python3-pip)
+if [ ${#clients[@]} -gt 0 ]; then
+  echo "installing: ${clients[*]}"
+  apt_install "${clients[@]}" || echo "warning: could not install ${clients[*]}; the tests that need them skip"
+fi
+if ! python3 -c 'import graphyte, graphitesend' >/dev/null 2>&1; then
+  echo "installing from PyPI: graphyte graphitesend"
+  python3 -m pip install --quiet --disable-pip-version-check graphyte graphitesend 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages graphyte graphitesend ||
+    echo "warning: could not install graphyte and graphitesend; the tests that need them skip"
 fi
 
 cargo test --release --workspace --locked "$@"

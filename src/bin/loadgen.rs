@@ -1,12 +1,16 @@
 //! End-to-end load generator: starts kairosd on a fresh data directory, pushes N
-//! points over K telnet connections or REST, waits until every point is queryable,
+//! points over K telnet, Graphite plaintext or Graphite pickle connections or REST,
+//! waits until every point is queryable,
 //! and prints throughput, the daemon's CPU seconds per million points, its peak RSS,
 //! and bytes per point on disk after a full compaction.
 //!
 //! Data shape (the one ../shared/bench uses): 10 metrics × 100 hosts × 5 dc × 2 svc =
 //! 10,000 series of 3 tags, timestamps 10 s apart ending ~200 s ago, gauges
 //! (2-decimal random walk) for m0..m4 and integer counters for m5..m9. Series `s`
-//! always goes to connection `s % K`, so each series' points arrive in order.
+//! always goes to connection `s % K`, so each series' points arrive in order. Graphite
+//! paths carry the tags the Graphite 1.1 way (`bench.m3;host=h042;dc=dc3;svc=s1`), so
+//! every protocol writes the same series; pickle frames are what carbon-relay sends
+//! (protocol 2, 500 points a frame, float timestamps and values, memoized strings).
 //!
 //! Loopback only; every loop is bounded in time.
 
@@ -22,6 +26,21 @@ use clap::{Parser, ValueEnum};
 enum Proto {
     Telnet,
     Rest,
+    /// Graphite plaintext over TCP.
+    Graphite,
+    /// Graphite pickle.
+    Pickle,
+}
+
+impl Proto {
+    fn name(self) -> &'static str {
+        match self {
+            Proto::Telnet => "telnet",
+            Proto::Rest => "rest",
+            Proto::Graphite => "graphite",
+            Proto::Pickle => "pickle",
+        }
+    }
 }
 
 #[derive(Parser)]
@@ -77,6 +96,8 @@ fn main() {
     let target = match args.proto {
         Proto::Telnet => daemon.telnet,
         Proto::Rest => daemon.http,
+        Proto::Graphite => daemon.carbon,
+        Proto::Pickle => daemon.pickle,
     };
     let proto = args.proto;
     let senders: Vec<_> = bufs
@@ -114,7 +135,7 @@ fn main() {
         "{{\"proto\":\"{}\",\"points\":{},\"series\":{},\"conns\":{},\"wire_bytes\":{bytes},\"send_s\":{send_s:.3},\"e2e_s\":{e2e_s:.3},\
 \"e2e_pps\":{:.0},\"cpu_s\":{cpu:.3},\"cpu_s_per_million\":{:.3},\"peak_rss_mb\":{:.1},\"verified\":{counted},\
 \"disk_bytes_before_compaction\":{disk_before},\"disk_bytes\":{disk},\"bytes_per_point\":{:.3}}}",
-        if proto == Proto::Telnet { "telnet" } else { "rest" },
+        proto.name(),
         args.points,
         args.series,
         args.conns,
@@ -149,6 +170,7 @@ fn generate(args: &Args) -> (Vec<Vec<Vec<u8>>>, i64, i64) {
     let mut counter: Vec<u64> = (0..args.series).map(|_| next() % 1_000_000).collect();
     let mut bufs: Vec<Vec<Vec<u8>>> = vec![vec![Vec::with_capacity(1 << 20)]; args.conns];
     let mut in_request = vec![0usize; args.conns];
+    let mut frames: Vec<PickleFrame> = (0..args.conns).map(|_| PickleFrame::default()).collect();
     let mut emitted = 0;
     'outer: for t in 0..steps {
         let ts = base_ts + t * STEP_S;
@@ -179,6 +201,22 @@ fn generate(args: &Args) -> (Vec<Vec<Vec<u8>>>, i64, i64) {
                         bufs[c].push(Vec::with_capacity(1 << 20));
                     }
                 }
+                Proto::Graphite => {
+                    let _ = writeln!(buf, "bench.m{metric};host=h{host:03};dc=dc{dc};svc=s{svc} {value} {ts}");
+                    if buf.len() > 1 << 20 {
+                        bufs[c].push(Vec::with_capacity(1 << 20));
+                    }
+                }
+                Proto::Pickle => {
+                    let path = format!("bench.m{metric};host=h{host:03};dc=dc{dc};svc=s{svc}");
+                    frames[c].push(&path, ts as f64, value.parse().expect("generated number"));
+                    if frames[c].points == PICKLE_POINTS {
+                        frames[c].finish_into(buf);
+                        if buf.len() > 1 << 20 {
+                            bufs[c].push(Vec::with_capacity(1 << 20));
+                        }
+                    }
+                }
                 Proto::Rest => {
                     buf.push(if in_request[c] == 0 { b'[' } else { b',' });
                     let _ = write!(
@@ -199,6 +237,9 @@ fn generate(args: &Args) -> (Vec<Vec<Vec<u8>>>, i64, i64) {
         if args.proto == Proto::Rest && in_request[c] > 0 {
             chunks.last_mut().unwrap().push(b']');
         }
+        if args.proto == Proto::Pickle && frames[c].points > 0 {
+            frames[c].finish_into(chunks.last_mut().unwrap());
+        }
         chunks.retain(|b| !b.is_empty());
     }
     (bufs, base_ts, base_ts + (steps - 1) * STEP_S)
@@ -208,7 +249,7 @@ fn send(addr: SocketAddr, proto: Proto, chunks: Vec<Vec<u8>>) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_nodelay(true).ok();
     match proto {
-        Proto::Telnet => {
+        Proto::Telnet | Proto::Graphite | Proto::Pickle => {
             for c in &chunks {
                 s.write_all(c).expect("send");
             }
@@ -300,10 +341,64 @@ fn count(http: SocketAddr, start: i64, end: i64) -> u64 {
         .sum()
 }
 
+/// Points per pickle frame: carbon-relay's MAX_DATAPOINTS_PER_MESSAGE.
+const PICKLE_POINTS: usize = 500;
+
+/// One pickle frame being built the way CPython's pickler (protocol 2) writes a list of
+/// `(path, (timestamp, value))`: BINUNICODE strings, BINFLOAT numbers, TUPLE2, a memo
+/// entry for every string and tuple, and the items appended in one MARK ... APPENDS.
+#[derive(Default)]
+struct PickleFrame {
+    body: Vec<u8>,
+    points: usize,
+    memo: u32,
+}
+
+impl PickleFrame {
+    fn memoize(&mut self) {
+        self.memo += 1;
+        match u8::try_from(self.memo) {
+            Ok(id) => self.body.extend_from_slice(&[b'q', id]),
+            Err(_) => {
+                self.body.push(b'r');
+                self.body.extend_from_slice(&self.memo.to_le_bytes());
+            }
+        }
+    }
+
+    fn push(&mut self, path: &str, ts: f64, value: f64) {
+        self.body.push(b'X');
+        self.body.extend_from_slice(&(path.len() as u32).to_le_bytes());
+        self.body.extend_from_slice(path.as_bytes());
+        self.memoize();
+        for v in [ts, value] {
+            self.body.push(b'G');
+            self.body.extend_from_slice(&v.to_be_bytes());
+        }
+        self.body.push(0x86);
+        self.memoize();
+        self.body.push(0x86);
+        self.memoize();
+        self.points += 1;
+    }
+
+    /// Appends the length-prefixed frame to `out` and starts a new one.
+    fn finish_into(&mut self, out: &mut Vec<u8>) {
+        let mut pickle = b"\x80\x02]q\x00(".to_vec();
+        pickle.append(&mut self.body);
+        pickle.extend_from_slice(b"e.");
+        out.extend_from_slice(&(pickle.len() as u32).to_be_bytes());
+        out.extend_from_slice(&pickle);
+        *self = PickleFrame::default();
+    }
+}
+
 struct Daemon {
     child: Child,
     telnet: SocketAddr,
     http: SocketAddr,
+    carbon: SocketAddr,
+    pickle: SocketAddr,
 }
 
 impl Daemon {
@@ -323,6 +418,16 @@ impl Daemon {
                 "kairosdb.jetty.address=127.0.0.1",
                 "--set",
                 "kairosdb.jetty.port=0",
+            ])
+            .args([
+                "--set",
+                "kairosdb.carbon.text.address=127.0.0.1",
+                "--set",
+                "kairosdb.carbon.text.port=0",
+                "--set",
+                "kairosdb.carbon.pickle.address=127.0.0.1",
+                "--set",
+                "kairosdb.carbon.pickle.port=0",
             ]);
         for s in sets {
             cmd.arg("--set").arg(s);
@@ -341,6 +446,8 @@ impl Daemon {
         Daemon {
             telnet: addr("telnet="),
             http: addr("http="),
+            carbon: addr("carbon="),
+            pickle: addr("pickle="),
             child,
         }
     }

@@ -170,7 +170,18 @@ impl PathMapper {
 /// Sorts tag spans by name and keeps the last of each name (a later tag of the same
 /// name overrides an earlier one, as a Python dict or Java map does).
 pub(crate) fn sort_dedup_last(spans: &mut Vec<(Range<usize>, Range<usize>)>, text: &str) {
-    spans.sort_by(|a, b| text[a.0.clone()].cmp(&text[b.0.clone()]));
+    // A path has a handful of tags: a stable insertion sort beats the general one.
+    if spans.len() > 16 {
+        spans.sort_by(|a, b| text[a.0.clone()].cmp(&text[b.0.clone()]));
+    } else {
+        for i in 1..spans.len() {
+            let mut j = i;
+            while j > 0 && text[spans[j - 1].0.clone()] > text[spans[j].0.clone()] {
+                spans.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+    }
     let mut out = 0;
     for i in 0..spans.len() {
         if i + 1 < spans.len() && text[spans[i].0.clone()] == text[spans[i + 1].0.clone()] {

@@ -33,9 +33,13 @@ pub(crate) fn push(
     spans.clear();
     let mut start = first + 1;
     loop {
-        let end = memchr::memchr(b';', &path.as_bytes()[start..]).map_or(path.len(), |i| start + i);
+        // Segments are short: a plain scan beats memchr's set-up here.
+        let end = path.as_bytes()[start..]
+            .iter()
+            .position(|&b| b == b';')
+            .map_or(path.len(), |i| start + i);
         let segment = &path[start..end];
-        let Some(eq) = memchr::memchr(b'=', segment.as_bytes()) else {
+        let Some(eq) = segment.bytes().position(|b| b == b'=') else {
             return Err(PathError::TagFormat {
                 path: quoted(path),
                 segment: quoted(segment),

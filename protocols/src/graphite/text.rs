@@ -86,11 +86,8 @@ impl Iterator for Fields<'_> {
 
 /// A value as carbon's `float(value)` reads it; a whole number stays a long.
 pub fn parse_value(token: &[u8]) -> Result<Value, GraphiteError> {
-    let digits = token.strip_prefix(b"+").unwrap_or(token);
-    if let Ok(v) = number::parse_long(digits) {
-        if digits.len() == token.len() || !digits.starts_with(b"-") {
-            return Ok(Value::Long(v));
-        }
+    if let Some(v) = whole_number(token) {
+        return Ok(Value::Long(v));
     }
     let v = number::parse_python_float(token).map_err(GraphiteError::Value)?;
     if !v.is_finite() {
@@ -102,9 +99,9 @@ pub fn parse_value(token: &[u8]) -> Result<Value, GraphiteError> {
 /// A timestamp in seconds as carbon's `int(float(ts))` reads it, in milliseconds;
 /// `-1` means now.
 pub fn parse_timestamp(token: &[u8], now_ms: i64) -> Result<i64, GraphiteError> {
-    let seconds = match number::parse_long(token) {
-        Ok(s) => s,
-        Err(_) => {
+    let seconds = match whole_number(token) {
+        Some(s) => s,
+        None => {
             let f = number::parse_python_float(token).map_err(GraphiteError::Timestamp)?;
             // Truncated toward zero; beyond ±2^63 ms it cannot be stored.
             if !f.is_finite() || f.abs() >= 9.2e15 {
@@ -119,6 +116,33 @@ pub fn parse_timestamp(token: &[u8], now_ms: i64) -> Result<i64, GraphiteError> 
     seconds
         .checked_mul(1000)
         .ok_or_else(|| GraphiteError::TimestampRange(quote(token)))
+}
+
+/// `[+-]?[0-9]+` within the i64 range, without building an error for anything else
+/// (this runs on every value, and most values are not whole numbers).
+#[inline]
+fn whole_number(token: &[u8]) -> Option<i64> {
+    let (negative, digits) = match token.split_first()? {
+        (b'-', rest) => (true, rest),
+        (b'+', rest) => (false, rest),
+        _ => (false, token),
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    let mut magnitude: u64 = 0;
+    for &b in digits {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        magnitude = magnitude * 10 + u64::from(d);
+    }
+    if negative {
+        (magnitude <= 1 << 63).then(|| (magnitude as i64).wrapping_neg())
+    } else {
+        i64::try_from(magnitude).ok()
+    }
 }
 
 /// [`parse_line`] as a [`Decoder`].

@@ -20,8 +20,6 @@
 //! What passes is a well-formed pickle that serde-pickle decodes in time and memory
 //! proportional to the frame.
 
-use std::collections::HashMap;
-
 use super::PickleError;
 
 /// The caps the validator applies.
@@ -83,8 +81,12 @@ struct Machine<'a> {
     limits: Limits,
     stack: Vec<Sym>,
     marks: Vec<usize>,
-    /// Memo id -> bytes of the scalar stored there, or `None` for a container.
-    memo: HashMap<u64, Option<usize>>,
+    /// By memo id: `None` if never stored, else the bytes of the scalar stored there, or
+    /// `None` inside for a container. Python numbers memo entries from 0 up, so a vector
+    /// indexed by id holds them; an id beyond the value cap is refused.
+    memo: Vec<Option<Option<usize>>>,
+    /// Entries stored (MEMOIZE's next id).
+    memo_len: usize,
     marks_seen: usize,
     values: usize,
     cloned: usize,
@@ -99,7 +101,8 @@ pub fn validate(data: &[u8], limits: Limits) -> Result<(), PickleError> {
         limits,
         stack: Vec::new(),
         marks: Vec::new(),
-        memo: HashMap::new(),
+        memo: Vec::new(),
+        memo_len: 0,
         marks_seen: 0,
         values: 0,
         cloned: 0,
@@ -217,7 +220,7 @@ impl Machine<'_> {
                     self.memoize(id)?;
                 }
                 0x94 => {
-                    let id = self.memo.len() as u64;
+                    let id = self.memo_len as u64;
                     self.memoize(id)?;
                 }
                 b'g' => {
@@ -380,20 +383,30 @@ impl Machine<'_> {
             Some(Sym::Container { .. }) => None,
             None => return Err(self.stack_error("memoizing an empty stack")),
         };
-        if self.memo.len() >= self.limits.max_values {
-            return Err(PickleError::TooManyValues {
-                max: self.limits.max_values,
-            });
+        let index =
+            usize::try_from(id)
+                .ok()
+                .filter(|&i| i < self.limits.max_values)
+                .ok_or(PickleError::TooManyValues {
+                    max: self.limits.max_values,
+                })?;
+        if index >= self.memo.len() {
+            self.memo.resize(index + 1, None);
         }
-        self.memo.insert(id, entry);
+        if self.memo[index].replace(entry).is_none() {
+            self.memo_len += 1;
+        }
         Ok(())
     }
 
     fn memo_ref(&mut self, id: u64) -> Result<(), PickleError> {
-        match self.memo.get(&id) {
+        let entry = usize::try_from(id)
+            .ok()
+            .and_then(|i| self.memo.get(i).copied().flatten());
+        match entry {
             None => Err(PickleError::MemoMissing { id, offset: self.at }),
             Some(None) => Err(PickleError::MemoContainer { id, offset: self.at }),
-            Some(&Some(bytes)) => {
+            Some(Some(bytes)) => {
                 self.cloned += bytes;
                 if self.cloned > self.limits.max_cloned_bytes {
                     return Err(PickleError::TooMuchCloning {
