@@ -105,6 +105,10 @@ pub struct PathScratch {
     pub(crate) text: String,
     /// Capture slots, one per regex of the mapper, in the mapper's order.
     pub(crate) captures: Vec<regex::CaptureLocations>,
+    /// Where the metric name built in `text` ends (templates).
+    pub(crate) name_end: usize,
+    /// The path's segments (templates).
+    pub(crate) segments: Vec<Range<usize>>,
 }
 
 impl PathMapper {

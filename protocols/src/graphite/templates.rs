@@ -35,22 +35,42 @@ const INVALID_METRIC: &str = "invalidMetrics";
 pub struct Templates {
     /// In lookup order: the configured order, defaults (`.*` filters) last.
     list: Vec<Template>,
+    /// Stands in for the capture slots of templates that need none.
+    no_captures: Regex,
 }
 
 #[derive(Debug)]
 struct Template {
-    filter: Regex,
+    /// `None` for the default filter `.*`, which matches every path.
+    filter: Option<Regex>,
     filter_source: String,
     /// `None`: a filter alone, which drops what it matches.
     map: Option<Mapping>,
 }
 
+/// What a template does with each segment of the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// `metric`: this segment is part of the name.
+    Name,
+    /// `metric*`: the segments up to the fixed parts after it are part of the name.
+    Rest,
+    /// A tag named `tag_names[i]` takes this segment.
+    Tag(usize),
+    /// An empty part: the segment is skipped.
+    Skip,
+}
+
 #[derive(Debug)]
 struct Mapping {
-    /// Captures the name parts, in order.
-    name: Regex,
-    /// Captures the tag values, in the order of `tag_names`.
-    tags: Regex,
+    parts: Vec<Part>,
+    /// Parts before and after the `metric*`, when there is exactly one.
+    before: usize,
+    after: usize,
+    rests: usize,
+    /// With two or more `metric*` parts, KairosDB's greedy regexes decide: the name
+    /// pattern captures the name parts, the tags pattern the tag values.
+    regex: Option<(Regex, Regex)>,
     tag_names: Vec<String>,
     source_sep: char,
     target_sep: char,
@@ -69,10 +89,12 @@ impl Templates {
             let t = Template::parse(entry).map_err(|e| format!("template {} ({entry:?}): {e}", i + 1))?;
             parsed.push(t);
         }
-        let (defaults, mut list): (Vec<Template>, Vec<Template>) =
-            parsed.into_iter().partition(|t| t.filter_source == ".*");
+        let (defaults, mut list): (Vec<Template>, Vec<Template>) = parsed.into_iter().partition(|t| t.filter.is_none());
         list.extend(defaults);
-        Ok(Templates { list })
+        Ok(Templates {
+            list,
+            no_captures: Regex::new("").expect("empty regex"),
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -82,9 +104,12 @@ impl Templates {
     pub(crate) fn capture_locations(&self) -> Vec<CaptureLocations> {
         self.list
             .iter()
-            .flat_map(|t| match &t.map {
-                Some(m) => vec![m.name.capture_locations(), m.tags.capture_locations()],
-                None => vec![t.filter.capture_locations(), t.filter.capture_locations()],
+            .flat_map(|t| match t.map.as_ref().and_then(|m| m.regex.as_ref()) {
+                Some((name, tags)) => [name.capture_locations(), tags.capture_locations()],
+                None => [
+                    self.no_captures.capture_locations(),
+                    self.no_captures.capture_locations(),
+                ],
             })
             .collect()
     }
@@ -97,7 +122,12 @@ impl Templates {
         batch: &mut PointBatch,
         scratch: &mut PathScratch,
     ) -> Result<(), PathError> {
-        let Some((index, template)) = self.list.iter().enumerate().find(|(_, t)| t.filter.is_match(path)) else {
+        let found = self
+            .list
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.filter.as_ref().is_none_or(|f| f.is_match(path)));
+        let Some((index, template)) = found else {
             push_invalid(path, "no matching template", None, timestamp, value, batch);
             return Ok(());
         };
@@ -107,72 +137,31 @@ impl Templates {
                 filter: template.filter_source.clone(),
             });
         };
-        let (name_caps, rest) = scratch.captures[index * 2..]
-            .split_first_mut()
-            .expect("scratch made by this mapper");
-        let tag_caps = &mut rest[0];
-        let filter = Some(template.filter_source.as_str());
-        if m.name.captures_read(name_caps, path).is_none() {
-            push_invalid(
-                path,
-                "does not match metric name pattern",
-                filter,
-                timestamp,
-                value,
-                batch,
-            );
+        let fits = match &m.regex {
+            None => m.positional(path, scratch),
+            Some((name, tags)) => m.by_regex(name, tags, index, path, scratch),
+        };
+        if let Err(cause) = fits {
+            push_invalid(path, cause, Some(&template.filter_source), timestamp, value, batch);
             return Ok(());
         }
-        if m.tags.captures_read(tag_caps, path).is_none() {
-            push_invalid(path, "does not match tags pattern", filter, timestamp, value, batch);
-            return Ok(());
-        }
-        let text = &mut scratch.text;
-        text.clear();
-        for group in 1..name_caps.len() {
-            if group > 1 {
-                text.push(m.target_sep);
-            }
-            if let Some((s, e)) = name_caps.get(group) {
-                text.extend(
-                    path[s..e]
-                        .chars()
-                        .map(|c| if c == m.source_sep { m.target_sep } else { c }),
-                );
-            }
-        }
-        let name_end = text.len();
+        let text = &scratch.text;
+        let name_end = scratch.name_end;
         if name_end == 0 {
             return Err(PathError::EmptyPart {
                 path: quoted(path),
                 what: "metric name".into(),
             });
         }
-        let spans = &mut scratch.tags;
-        spans.clear();
-        let mut add = |text: &mut String, name: &str, value: &str| -> Range<usize> {
-            let n = text.len();
-            text.push_str(name);
-            let v = text.len();
-            text.push_str(value);
-            spans.push((n..v, v..text.len()));
-            v..text.len()
-        };
-        for (i, tag) in m.tag_names.iter().enumerate() {
-            let (s, e) = tag_caps.get(i + 1).unwrap_or((0, 0));
-            if add(text, tag, &path[s..e]).is_empty() {
-                return Err(PathError::EmptyPart {
-                    path: quoted(path),
-                    what: format!("value for tag '{tag}'"),
-                });
-            }
+        if let Some((n, _)) = scratch.tags.iter().find(|(_, v)| v.is_empty()) {
+            return Err(PathError::EmptyPart {
+                path: quoted(path),
+                what: format!("value for tag '{}'", &text[n.clone()]),
+            });
         }
-        for (k, v) in &m.static_tags {
-            add(text, k, v);
-        }
-        sort_dedup_last(spans, text);
+        sort_dedup_last(&mut scratch.tags, text);
         let name = &text[..name_end];
-        let pairs = spans.iter().map(|(n, v)| (&text[n.clone()], &text[v.clone()]));
+        let pairs = scratch.tags.iter().map(|(n, v)| (&text[n.clone()], &text[v.clone()]));
         batch.push_parts(name, pairs, timestamp, value, 0);
         Ok(())
     }
@@ -187,12 +176,138 @@ fn push_invalid(path: &str, cause: &str, filter: Option<&str>, ts: i64, value: V
     batch.push_parts(INVALID_METRIC, tags, ts, value, 0);
 }
 
+impl Mapping {
+    /// Writes the name (then the tags, as spans) into `scratch.text`.
+    fn positional(&self, path: &str, scratch: &mut PathScratch) -> Result<(), &'static str> {
+        let segs = &mut scratch.segments;
+        segs.clear();
+        let mut start = 0;
+        for (i, _) in path.match_indices(self.source_sep) {
+            segs.push(start..i);
+            start = i + self.source_sep.len_utf8();
+        }
+        segs.push(start..path.len());
+        let fixed = self.before + self.after;
+        if (self.rests == 0 && segs.len() != self.parts.len()) || (self.rests == 1 && segs.len() <= fixed) {
+            return Err("does not match metric name pattern");
+        }
+        // The segment each part starts at; `metric*` spans all but the fixed ones.
+        let rest_len = segs.len() - fixed;
+        let text = &mut scratch.text;
+        text.clear();
+        let mut seg = 0;
+        let mut first = true;
+        for part in &self.parts {
+            match part {
+                Part::Name | Part::Rest => {
+                    let span = if *part == Part::Name { 1 } else { rest_len };
+                    let piece = &path[segs[seg].start..segs[seg + span - 1].end];
+                    if !first {
+                        text.push(self.target_sep);
+                    }
+                    first = false;
+                    if self.target_sep == self.source_sep {
+                        text.push_str(piece);
+                    } else {
+                        text.extend(
+                            piece
+                                .chars()
+                                .map(|c| if c == self.source_sep { self.target_sep } else { c }),
+                        );
+                    }
+                    seg += span;
+                }
+                Part::Tag(_) | Part::Skip => seg += 1,
+            }
+        }
+        scratch.name_end = text.len();
+        let spans = &mut scratch.tags;
+        spans.clear();
+        let mut seg = 0;
+        for part in &self.parts {
+            match part {
+                Part::Rest => seg += rest_len,
+                Part::Name | Part::Skip => seg += 1,
+                Part::Tag(t) => {
+                    spans.push(add(text, &self.tag_names[*t], &path[segs[seg].clone()]));
+                    seg += 1;
+                }
+            }
+        }
+        for (k, v) in &self.static_tags {
+            spans.push(add(text, k, v));
+        }
+        Ok(())
+    }
+
+    /// KairosDB's way, for templates with more than one `metric*`.
+    fn by_regex(
+        &self,
+        name: &Regex,
+        tags: &Regex,
+        index: usize,
+        path: &str,
+        scratch: &mut PathScratch,
+    ) -> Result<(), &'static str> {
+        let (name_caps, rest) = scratch.captures[index * 2..]
+            .split_first_mut()
+            .expect("scratch made by this mapper");
+        let tag_caps = &mut rest[0];
+        if name.captures_read(name_caps, path).is_none() {
+            return Err("does not match metric name pattern");
+        }
+        if tags.captures_read(tag_caps, path).is_none() {
+            return Err("does not match tags pattern");
+        }
+        let text = &mut scratch.text;
+        text.clear();
+        for group in 1..name_caps.len() {
+            if group > 1 {
+                text.push(self.target_sep);
+            }
+            if let Some((s, e)) = name_caps.get(group) {
+                text.extend(
+                    path[s..e]
+                        .chars()
+                        .map(|c| if c == self.source_sep { self.target_sep } else { c }),
+                );
+            }
+        }
+        scratch.name_end = text.len();
+        let spans = &mut scratch.tags;
+        spans.clear();
+        for (i, tag) in self.tag_names.iter().enumerate() {
+            let (s, e) = tag_caps.get(i + 1).unwrap_or((0, 0));
+            spans.push(add(text, tag, &path[s..e]));
+        }
+        for (k, v) in &self.static_tags {
+            spans.push(add(text, k, v));
+        }
+        Ok(())
+    }
+}
+
+/// Appends a tag's name and value to `text`, returning where they sit.
+fn add(text: &mut String, name: &str, value: &str) -> (Range<usize>, Range<usize>) {
+    let n = text.len();
+    text.push_str(name);
+    let v = text.len();
+    text.push_str(value);
+    (n..v, v..text.len())
+}
+
 impl Template {
     fn parse(entry: &str) -> Result<Template, String> {
         let mut words = entry.split_whitespace();
         let filter_source = words.next().expect("entry is not blank").to_string();
-        let filter = Regex::new(&format!("^(?:{filter_source})"))
-            .map_err(|e| format!("filter {filter_source:?} is not a valid regular expression: {e}"))?;
+        let filter = if filter_source == ".*" {
+            None
+        } else {
+            Some(
+                Regex::new(&format!("^(?:{filter_source})"))
+                    .map_err(|e| format!("filter {filter_source:?} is not a valid regular expression: {e}"))?,
+            )
+        };
         let Some(template) = words.next() else {
             return Ok(Template {
                 filter,
@@ -242,53 +357,68 @@ impl Mapping {
         target_sep: char,
         static_tags: Vec<(String, String)>,
     ) -> Result<Mapping, String> {
-        let sep = regex::escape(&source_sep.to_string());
-        let skip = format!("[^{sep}]*");
-        let capture = format!("({skip})");
         // Java's String.split drops trailing empty parts.
-        let mut parts: Vec<&str> = template.split(source_sep).collect();
-        while parts.last() == Some(&"") {
-            parts.pop();
+        let mut words: Vec<&str> = template.split(source_sep).collect();
+        while words.last() == Some(&"") {
+            words.pop();
         }
-        let (mut name, mut tags, mut tag_names) = (Vec::new(), Vec::new(), Vec::new());
-        let mut has_name = false;
-        for part in parts {
-            match part {
-                "metric" | "measurement" => {
-                    name.push(capture.as_str());
-                    tags.push(skip.as_str());
-                    has_name = true;
-                }
-                "metric*" | "measurement*" => {
-                    name.push("(.*)");
-                    tags.push(".*");
-                    has_name = true;
-                }
-                "" => {
-                    name.push(skip.as_str());
-                    tags.push(skip.as_str());
-                }
+        let mut tag_names = Vec::new();
+        let parts: Vec<Part> = words
+            .iter()
+            .map(|w| match *w {
+                "metric" | "measurement" => Part::Name,
+                "metric*" | "measurement*" => Part::Rest,
+                "" => Part::Skip,
                 tag => {
-                    name.push(skip.as_str());
-                    tags.push(capture.as_str());
                     tag_names.push(tag.to_string());
+                    Part::Tag(tag_names.len() - 1)
                 }
-            }
-        }
-        if !has_name {
+            })
+            .collect();
+        if !parts.iter().any(|p| matches!(p, Part::Name | Part::Rest)) {
             return Err(format!("template {template:?} has no metric or metric* part"));
         }
-        let anchored = |parts: Vec<&str>| {
-            Regex::new(&format!("^{}$", parts.join(&sep))).map_err(|e| format!("template {template:?}: {e}"))
+        let rests = parts.iter().filter(|p| **p == Part::Rest).count();
+        let before = parts.iter().take_while(|p| **p != Part::Rest).count();
+        let after = if rests == 0 { 0 } else { parts.len() - before - 1 };
+        let regex = if rests > 1 {
+            Some(Self::regexes(&parts, source_sep).map_err(|e| format!("template {template:?}: {e}"))?)
+        } else {
+            None
         };
         Ok(Mapping {
-            name: anchored(name)?,
-            tags: anchored(tags)?,
+            parts,
+            before,
+            after,
+            rests,
+            regex,
             tag_names,
             source_sep,
             target_sep,
             static_tags,
         })
+    }
+
+    /// KairosDB's name and tags patterns for `parts`.
+    fn regexes(parts: &[Part], source_sep: char) -> Result<(Regex, Regex), regex::Error> {
+        let sep = regex::escape(&source_sep.to_string());
+        let skip = format!("[^{sep}]*");
+        let capture = format!("({skip})");
+        let (mut name, mut tags) = (Vec::new(), Vec::new());
+        for part in parts {
+            let (n, t) = match part {
+                Part::Name => (capture.as_str(), skip.as_str()),
+                Part::Rest => ("(.*)", ".*"),
+                Part::Skip => (skip.as_str(), skip.as_str()),
+                Part::Tag(_) => (skip.as_str(), capture.as_str()),
+            };
+            name.push(n);
+            tags.push(t);
+        }
+        Ok((
+            Regex::new(&format!("^{}$", name.join(&sep)))?,
+            Regex::new(&format!("^{}$", tags.join(&sep)))?,
+        ))
     }
 }
 
@@ -372,6 +502,80 @@ mod tests {
         assert_eq!(tags(&p), vec![("a", "1"), ("b", "2"), ("c", "3"), ("type", "web")]);
         // An empty segment gives an empty tag value: refused, not stored with "".
         assert!(map(&t, "bench.m3..dc3.s1").is_err());
+    }
+
+    #[test]
+    fn two_wildcards_take_kairosdb_regexes() {
+        let t = Templates::parse("^x metric*.host.metric*").unwrap();
+        // Java's first greedy (.*) takes all it can.
+        let p = map(&t, "x.a.b.c.d").unwrap();
+        assert_eq!((p.metric.as_str(), tags(&p)), ("x.a.b.d", vec![("host", "c")]));
+    }
+
+    /// Whatever the path, the positional matcher decides as KairosDB's regexes do.
+    fn same_as_regex(template: &str, path: &str) {
+        let m = Mapping::build(template, '.', '_', vec![]).unwrap();
+        let (name, tags) = Mapping::regexes(&m.parts, '.').unwrap();
+        let mut a = PathScratch::default();
+        let mut b = PathScratch {
+            captures: vec![name.capture_locations(), tags.capture_locations()],
+            ..PathScratch::default()
+        };
+        let ra = m.positional(path, &mut a);
+        let rb = m.by_regex(&name, &tags, 0, path, &mut b);
+        assert_eq!(ra.is_ok(), rb.is_ok(), "{template} on {path:?}");
+        if ra.is_ok() {
+            let show = |s: &PathScratch| {
+                let tags: Vec<_> = s
+                    .tags
+                    .iter()
+                    .map(|(n, v)| (&s.text[n.clone()], &s.text[v.clone()]))
+                    .collect();
+                (s.text[..s.name_end].to_string(), format!("{tags:?}"))
+            };
+            assert_eq!(show(&a), show(&b), "{template} on {path:?}");
+        }
+    }
+
+    #[test]
+    fn positional_matching_equals_the_regexes() {
+        for template in [
+            ".metric.host.metric*",
+            "metric.metric.host",
+            "host..metric",
+            "metric*",
+            "metric*.a",
+            "a.metric*.b.c",
+            "metric",
+        ] {
+            for path in [
+                "",
+                ".",
+                "a",
+                "a.b",
+                "a.b.c",
+                "a..c",
+                "a.b.c.d",
+                "a.b.c.d.e.f",
+                ".a.",
+                "ä.ö.ü.x",
+            ] {
+                same_as_regex(template, path);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn positional_matching_equals_the_regexes_on_anything(
+            template in proptest::collection::vec(proptest::prop_oneof!["metric", "metric\\*", "h", "d", ""], 1..5),
+            path in "[a.b]{0,12}",
+        ) {
+            let template = template.join(".");
+            if Mapping::build(&template, '.', '_', vec![]).is_ok_and(|m| m.rests <= 1) {
+                same_as_regex(&template, &path);
+            }
+        }
     }
 
     #[test]
