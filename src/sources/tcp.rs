@@ -86,7 +86,7 @@ async fn connection<F: Framer, D: Decoder>(
         let pending = framer.pending(buf.len()) > 0;
         let n = match drain_until {
             None => tokio::select! {
-                r = stream.read_buf(&mut buf) => r?,
+                r = stream.read_buf(&mut buf) => end_on_reset(r)?,
                 _ = shutdown.cancelled() => {
                     drain_until = Some(Instant::now() + ctx.drain_timeout);
                     continue;
@@ -110,7 +110,7 @@ async fn connection<F: Framer, D: Decoder>(
                     deadline.min(Instant::now() + QUIET)
                 };
                 match tokio::time::timeout_at(until, stream.read_buf(&mut buf)).await {
-                    Ok(r) => r?,
+                    Ok(r) => end_on_reset(r)?,
                     Err(_) => {
                         if pending {
                             tracing::warn!(
@@ -165,6 +165,17 @@ async fn connection<F: Framer, D: Decoder>(
                 return Ok(());
             }
         }
+    }
+}
+
+/// A client that resets the connection (carbon-relay does when it stops) has ended the
+/// stream like one that closes it: what it sent completely is kept, a frame it cut off
+/// is reported as such.
+fn end_on_reset(r: std::io::Result<usize>) -> std::io::Result<usize> {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    match r {
+        Err(e) if matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe) => Ok(0),
+        r => r,
     }
 }
 
