@@ -122,9 +122,10 @@ impl PointBatch {
     /// Appends a point whose series key the caller already encoded with
     /// [`series_key::encode`] into `key`. The key is copied unless it equals the
     /// previous point's key.
+    #[inline]
     pub fn push_encoded(&mut self, key: &[u8], timestamp: i64, value: Value, ttl: u32) {
         let (key_start, key_len) = match self.points.last() {
-            Some(last) if self.key(last) == key => (last.key_start, last.key_len),
+            Some(last) if crate::scan::eq_bytes(self.key(last), key) => (last.key_start, last.key_len),
             _ => {
                 let start = self.keys.len() as u32;
                 self.keys.extend_from_slice(key);

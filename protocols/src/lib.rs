@@ -5,6 +5,8 @@
 //! - [`datapoint`]: the common [`DataPoint`], its [`Value`], and [`PointBatch`], the
 //!   allocation-lean form in which decoded points travel to the writer.
 //! - [`series_key`]: the canonical, prefix-free byte form of a series identity.
+//! - [`series_cache`]: per-connection raw name → series key, so a repeated series is
+//!   decoded once.
 //! - [`timestamp`]: the seconds/milliseconds rule, in exactly one place.
 //! - [`number`]: KairosDB's strict long parser and Java's double grammar.
 //! - [`framing`]: byte streams to frames (lines; length-prefixed), with an end-of-input
@@ -25,6 +27,8 @@ pub mod framing;
 pub mod graphite;
 pub mod number;
 pub mod rest;
+mod scan;
+pub mod series_cache;
 pub mod series_key;
 pub mod telnet;
 pub mod timestamp;

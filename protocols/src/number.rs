@@ -57,12 +57,68 @@ pub fn quote(bytes: &[u8]) -> String {
 ///
 /// Stricter than Rust's `i64::from_str`, which accepts a leading `+`; KairosDB drops
 /// `put m +5 1`, so kairosd must too.
+#[inline]
 pub fn parse_long(s: &[u8]) -> Result<i64, NumberError> {
     let (negative, digits) = match s.split_first() {
         None => return Err(NumberError::MissingDigits(String::new())),
         Some((b'-', rest)) => (true, rest),
         Some(_) => (false, s),
     };
+    // Up to 18 digits cannot overflow: the common case, without per-digit checks.
+    if let Some(m) = short_digits(digits) {
+        let m = m as i64;
+        return Ok(if negative { -m } else { m });
+    }
+    parse_long_checked(s, negative, digits)
+}
+
+/// Reads 1 to 18 ASCII digits (the most that always fit an i64); `None` for anything
+/// else, including more digits, which the callers' checked paths then handle.
+#[inline]
+pub fn short_digits(digits: &[u8]) -> Option<u64> {
+    let len = digits.len();
+    if len == 0 || len > 18 {
+        return None;
+    }
+    let (mut m, mut i) = (0u64, 0);
+    if len >= 8 {
+        m = eight_digits(digits[..8].try_into().expect("8 bytes"))?;
+        i = 8;
+        if len >= 16 {
+            m = m * 100_000_000 + eight_digits(digits[8..16].try_into().expect("8 bytes"))?;
+            i = 16;
+        }
+    }
+    let mut bad = 0u8;
+    for &b in &digits[i..] {
+        let d = b.wrapping_sub(b'0');
+        bad |= u8::from(d > 9);
+        m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+    }
+    (bad == 0).then_some(m)
+}
+
+/// Eight ASCII digits at once (SWAR): checks that every byte is `0`..=`9`, then folds
+/// pairs, quads and the two halves with three multiplies instead of eight steps.
+#[inline]
+fn eight_digits(bytes: [u8; 8]) -> Option<u64> {
+    let x = u64::from_le_bytes(bytes);
+    // Every byte 0x30..=0x39: high nibble 3, and adding 6 does not carry into it.
+    let all_digits = (x & 0xF0F0_F0F0_F0F0_F0F0) == 0x3030_3030_3030_3030
+        && (x.wrapping_add(0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) == 0x3030_3030_3030_3030;
+    if !all_digits {
+        return None;
+    }
+    let x = x & 0x0F0F_0F0F_0F0F_0F0F;
+    // Byte i holds digit i (the first digit in the lowest byte).
+    let x = (x.wrapping_mul(10 << 8 | 1)) >> 8 & 0x00FF_00FF_00FF_00FF;
+    let x = (x.wrapping_mul(100 << 16 | 1)) >> 16 & 0x0000_FFFF_0000_FFFF;
+    Some((x.wrapping_mul(10_000 << 32 | 1)) >> 32)
+}
+
+/// [`parse_long`] for what the short path does not take: errors and 19+ digits.
+#[cold]
+fn parse_long_checked(s: &[u8], negative: bool, digits: &[u8]) -> Result<i64, NumberError> {
     if digits.is_empty() {
         return Err(NumberError::MissingDigits(quote(s)));
     }
@@ -223,6 +279,59 @@ pub fn parse_python_float(s: &[u8]) -> Result<f64, NumberError> {
         }
     }
     plain.parse().map_err(|_| bad())
+}
+
+/// A number in the plainest form every grammar here accepts alike.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Plain {
+    /// `-?[0-9]{1,18}`: what [`parse_long`] (and Python's `int(float())` up to 2^53)
+    /// makes of it.
+    Long(i64),
+    /// `-?digits.digits` with at most 15 digits: exactly what Java's and Python's
+    /// parsers make of it (see [`short_decimal`]).
+    Double(f64),
+}
+
+/// Reads the common metric value or timestamp in one pass; `None` for anything else,
+/// which then takes the full grammar of its protocol. Agreeing with every grammar on
+/// what it accepts is what lets each protocol try it first.
+#[inline]
+pub fn plain_number(s: &[u8]) -> Option<Plain> {
+    let (negative, body) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    if body.is_empty() || body.len() > 18 {
+        return None;
+    }
+    let (mut m, mut i) = (0u64, 0);
+    if body.len() >= 8 {
+        if let Some(v) = eight_digits(body[..8].try_into().expect("8 bytes")) {
+            (m, i) = (v, 8);
+        }
+    }
+    let mut point = usize::MAX;
+    while i < body.len() {
+        let b = body[i];
+        let d = b.wrapping_sub(b'0');
+        if d <= 9 {
+            m = m * 10 + u64::from(d);
+        } else if b == b'.' && point == usize::MAX {
+            point = i;
+        } else {
+            return None;
+        }
+        i += 1;
+    }
+    if point == usize::MAX {
+        let m = m as i64;
+        return Some(Plain::Long(if negative { -m } else { m }));
+    }
+    if body.len() < 2 || body.len() > 16 {
+        return None;
+    }
+    let v = m as f64 / EXACT_POW10[body.len() - 1 - point];
+    Some(Plain::Double(if negative { -v } else { v }))
 }
 
 /// Powers of ten that are exact in an f64.
@@ -678,6 +787,38 @@ mod tests {
         #[test]
         fn parse_long_round_trips(v in any::<i64>()) {
             prop_assert_eq!(parse_long(v.to_string().as_bytes()), Ok(v));
+        }
+
+        #[test]
+        fn plain_numbers_agree_with_the_full_parsers(s in "-?[0-9]{0,19}(\\.[0-9]{0,17})?|[-+.0-9e]{0,6}") {
+            let b = s.as_bytes();
+            match plain_number(b) {
+                Some(Plain::Long(v)) => {
+                    prop_assert_eq!(parse_long(b), Ok(v));
+                    // Graphite's whole-number rule, which is Rust's i64 grammar without `+`.
+                    prop_assert_eq!(s.parse::<i64>(), Ok(v));
+                }
+                Some(Plain::Double(v)) => {
+                    prop_assert_eq!(parse_java_double(b).map(f64::to_bits), Ok(v.to_bits()));
+                    prop_assert_eq!(parse_python_float(b).map(f64::to_bits), Ok(v.to_bits()));
+                }
+                None => {
+                    // The plain form, spelled out: refused only when it is not that.
+                    let body = s.strip_prefix('-').unwrap_or(&s);
+                    let digits = body.bytes().filter(u8::is_ascii_digit).count();
+                    let points = body.bytes().filter(|&c| c == b'.').count();
+                    let plain = digits + points == body.len()
+                        && ((points == 0 && (1..=18).contains(&digits)) || (points == 1 && (2..=16).contains(&body.len())));
+                    prop_assert!(!plain, "{} refused", s);
+                }
+            }
+        }
+
+        #[test]
+        fn short_digits_read_exactly_the_ascii_digits(s in "[0-9/:a]{0,20}") {
+            let want = (!s.is_empty() && s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse::<u64>().unwrap());
+            prop_assert_eq!(short_digits(s.as_bytes()), want);
         }
 
         #[test]

@@ -7,13 +7,19 @@
 //! (string data points) is not supported.
 //!
 //! This is the hottest parser in the daemon, so it works on byte offsets into the line
-//! and keeps its only growable buffer in a per-connection [`Scratch`].
+//! and keeps its only growable buffer in a per-connection [`Scratch`]. A connection's
+//! [`TelnetDecoder`] also keeps a [`SeriesCache`]: [`parse_line_cached`] reads the
+//! command, timestamp and value, and looks the rest (the metric and the raw tag bytes)
+//! up there, so a series seen before is neither validated, split, sorted nor encoded
+//! again.
 
 use std::ops::Range;
 
 use crate::datapoint::{PointBatch, Value};
 use crate::decode::{DecodeError, Decoded, Decoder};
 use crate::number::{self, quote, NumberError};
+use crate::scan;
+use crate::series_cache::{CacheLimits, Lookup, SeriesCache};
 use crate::timestamp::{self, TimeUnit};
 
 /// What a successfully parsed line was.
@@ -69,6 +75,7 @@ impl DecodeError for TelnetError {}
 #[derive(Debug)]
 pub struct TelnetDecoder {
     scratch: Scratch,
+    cache: SeriesCache,
     reply: Box<[u8]>,
 }
 
@@ -79,8 +86,19 @@ impl TelnetDecoder {
         reply.push(b'\n');
         TelnetDecoder {
             scratch: Scratch::default(),
+            cache: SeriesCache::default(),
             reply: reply.into(),
         }
+    }
+
+    /// Bounds (or, with [`CacheLimits::OFF`], turns off) the connection's series cache.
+    pub fn with_cache_limits(mut self, limits: CacheLimits) -> TelnetDecoder {
+        self.cache = SeriesCache::new(limits);
+        self
+    }
+
+    pub fn cache(&self) -> &SeriesCache {
+        &self.cache
     }
 }
 
@@ -89,7 +107,7 @@ impl Decoder for TelnetDecoder {
 
     #[inline]
     fn decode(&mut self, frame: &[u8], batch: &mut PointBatch, reject: &mut impl FnMut(TelnetError)) -> Decoded {
-        match parse_line(frame, batch, &mut self.scratch) {
+        match parse_line_cached(frame, batch, &mut self.scratch, &mut self.cache) {
             Ok(Line::Point) => Decoded::POINT,
             Ok(Line::Blank) => Decoded::NOTHING,
             Ok(Line::Version) => Decoded {
@@ -123,6 +141,106 @@ struct TagSpan {
 
 /// The tag KairosDB uses to set a point's time to live instead of naming a tag.
 const TTL_TAG: &[u8] = b"kairos_opt.ttl";
+
+/// [`parse_line`], with the series of a line looked up in `cache` first.
+///
+/// Gives exactly what [`parse_line`] gives for every line: the cache is consulted only
+/// once the command, timestamp and value have parsed, and only holds what
+/// [`parse_line`] accepted; anything else (a miss, a bad or unusual line) takes the
+/// full parse, whose result is then cached if it is a point.
+#[inline]
+pub fn parse_line_cached(
+    line: &[u8],
+    batch: &mut PointBatch,
+    scratch: &mut Scratch,
+    cache: &mut SeriesCache,
+) -> Result<Line, TelnetError> {
+    let Some(head) = parse_head(line) else {
+        return parse_line(line, batch, scratch);
+    };
+    let (metric, tail) = (&line[head.metric], &line[head.tail..]);
+    match cache.get(metric, tail) {
+        Lookup::Hit { key, ttl } => {
+            batch.push_encoded(key, head.timestamp, head.value, ttl);
+            Ok(Line::Point)
+        }
+        Lookup::Miss(token) => {
+            let parsed = parse_line(line, batch, scratch)?;
+            if let (Line::Point, Some(last)) = (parsed, batch.records().last()) {
+                cache.insert(token, metric, tail, batch.key(last), last.ttl);
+            }
+            Ok(parsed)
+        }
+    }
+}
+
+/// The part of a `put`/`putm` line before its tags, parsed; `None` for anything else
+/// (including every bad line), which the full parse then reports.
+struct Head {
+    metric: Range<usize>,
+    /// Where the tags start: everything from here is the cache key's second part.
+    tail: usize,
+    timestamp: i64,
+    value: Value,
+}
+
+#[inline]
+fn parse_head(line: &[u8]) -> Option<Head> {
+    // The four words, unquoted (the common case), found without the quote handling;
+    // a line with a quote among them is split by the full tokenizer.
+    let mut words = [0..0, 0..0, 0..0, 0..0];
+    let mut pos = 0;
+    for word in &mut words {
+        let start = scan::space_end(line, pos);
+        if start == line.len() {
+            return None;
+        }
+        if line[start] == b'"' {
+            return parse_head_quoted(line);
+        }
+        pos = scan::word_end(line, start);
+        *word = start..pos;
+    }
+    let [command, metric, ts, value] = words;
+    head(line, command, metric, ts, value, pos)
+}
+
+#[cold]
+fn parse_head_quoted(line: &[u8]) -> Option<Head> {
+    let mut tokens = Tokens::new(line);
+    let (command, metric, ts, value) = (tokens.next()?, tokens.next()?, tokens.next()?, tokens.next()?);
+    head(line, command, metric, ts, value, tokens.pos)
+}
+
+#[inline]
+fn head(
+    line: &[u8],
+    command: Range<usize>,
+    metric: Range<usize>,
+    ts: Range<usize>,
+    value: Range<usize>,
+    tail: usize,
+) -> Option<Head> {
+    let unit = match &line[command] {
+        b"put" => TimeUnit::SecondsOrMillis,
+        b"putm" => TimeUnit::Millis,
+        _ => return None,
+    };
+    // Both parse ASCII only, so with the cached metric and tags (valid UTF-8 on their
+    // own, between ASCII separators) the whole line is valid UTF-8.
+    let ts_raw = match number::plain_number(&line[ts.clone()]) {
+        Some(number::Plain::Long(v)) => v,
+        _ => number::parse_long(&line[ts]).ok()?,
+    };
+    let timestamp = timestamp::to_millis(ts_raw, unit)?;
+    let value = parse_value(&line[value]).ok()?;
+    Some(Head {
+        metric,
+        tail,
+        timestamp,
+        value,
+    })
+}
 
 /// Parses one line; see the module documentation.
 pub fn parse_line(line: &[u8], batch: &mut PointBatch, scratch: &mut Scratch) -> Result<Line, TelnetError> {
@@ -204,7 +322,13 @@ fn sort_tags(tags: &mut [TagSpan], line: &[u8]) {
 }
 
 /// A token with a `.` is a double in Java's grammar; anything else must be a strict long.
+#[inline]
 fn parse_value(token: &[u8]) -> Result<Value, TelnetError> {
+    match number::plain_number(token) {
+        Some(number::Plain::Long(v)) => return Ok(Value::Long(v)),
+        Some(number::Plain::Double(v)) => return Ok(Value::Double(v)),
+        None => {}
+    }
     if token.contains(&b'.') {
         let v = number::parse_java_double(token).map_err(TelnetError::Value)?;
         if !v.is_finite() {
@@ -290,17 +414,13 @@ impl Iterator for Tokens<'_> {
     fn next(&mut self) -> Option<Range<usize>> {
         let line = self.line;
         loop {
-            while self.pos < line.len() && line[self.pos] <= b' ' {
-                self.pos += 1;
-            }
+            self.pos = scan::space_end(line, self.pos);
             if self.pos == line.len() {
                 return None;
             }
             if line[self.pos] != b'"' {
                 let start = self.pos;
-                while self.pos < line.len() && line[self.pos] > b' ' {
-                    self.pos += 1;
-                }
+                self.pos = scan::word_end(line, start);
                 return Some(start..self.pos);
             }
             // Quoted: ends at whitespace right after a `"` (the opening one included,

@@ -7,12 +7,17 @@
 //! rate). A value written as a whole number is stored as a long, anything else as a
 //! double. Timestamps are seconds; a fractional one is truncated, and `-1` or no
 //! timestamp at all means now.
+//!
+//! A connection's [`TextDecoder`] keeps a [`SeriesCache`] from raw paths to series keys
+//! ([`parse_line_cached`]), so a path seen before is not validated or mapped again.
 
 use std::sync::Arc;
 
 use crate::datapoint::{PointBatch, Value};
 use crate::decode::{Decoded, Decoder};
-use crate::number::{self, quote};
+use crate::number::{self, quote, Plain};
+use crate::scan;
+use crate::series_cache::{CacheLimits, Lookup, SeriesCache};
 
 use super::path::{PathMapper, PathScratch};
 use super::GraphiteError;
@@ -58,6 +63,57 @@ pub fn parse_line(
     Ok(Line::Point)
 }
 
+/// [`parse_line`], with the path looked up in `cache` first; gives exactly what
+/// [`parse_line`] gives for every line (the cache is consulted only once the value and
+/// timestamp have parsed, and holds only paths the mapper accepted).
+#[inline]
+pub fn parse_line_cached(
+    line: &[u8],
+    now_ms: i64,
+    mapper: &PathMapper,
+    batch: &mut PointBatch,
+    scratch: &mut PathScratch,
+    cache: &mut SeriesCache,
+) -> Result<Line, GraphiteError> {
+    let Some((path, timestamp, value)) = parse_head(line, now_ms) else {
+        return parse_line(line, now_ms, mapper, batch, scratch);
+    };
+    let path = &line[path];
+    match cache.get(path, b"") {
+        Lookup::Hit { key, ttl } => {
+            batch.push_encoded(key, timestamp, value, ttl);
+            Ok(Line::Point)
+        }
+        Lookup::Miss(token) => {
+            let parsed = parse_line(line, now_ms, mapper, batch, scratch)?;
+            if let (Line::Point, Some(last)) = (parsed, batch.records().last()) {
+                cache.insert(token, path, b"", batch.key(last), last.ttl);
+            }
+            Ok(parsed)
+        }
+    }
+}
+
+/// The path's range, the timestamp and the value of a well-formed line; `None` for
+/// anything else, which the full parse then reports. The value and timestamp parse
+/// ASCII only, so with a cached path the line is valid UTF-8.
+#[inline]
+fn parse_head(line: &[u8], now_ms: i64) -> Option<(std::ops::Range<usize>, i64, Value)> {
+    let mut fields = Fields { line, pos: 0 };
+    let path = fields.next()?;
+    let value = fields.next()?;
+    let timestamp = fields.next();
+    if fields.next().is_some() {
+        return None;
+    }
+    let value = parse_value(&line[value]).ok()?;
+    let timestamp = match timestamp {
+        Some(t) => parse_timestamp(&line[t], now_ms).ok()?,
+        None => now_ms,
+    };
+    Some((path, timestamp, value))
+}
+
 /// Byte ranges of the fields of a line: runs of bytes above 0x20.
 struct Fields<'a> {
     line: &'a [u8],
@@ -70,22 +126,24 @@ impl Iterator for Fields<'_> {
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let line = self.line;
-        while self.pos < line.len() && line[self.pos] <= b' ' {
-            self.pos += 1;
-        }
+        self.pos = scan::space_end(line, self.pos);
         if self.pos == line.len() {
             return None;
         }
         let start = self.pos;
-        while self.pos < line.len() && line[self.pos] > b' ' {
-            self.pos += 1;
-        }
+        self.pos = scan::word_end(line, start);
         Some(start..self.pos)
     }
 }
 
 /// A value as carbon's `float(value)` reads it; a whole number stays a long.
+#[inline]
 pub fn parse_value(token: &[u8]) -> Result<Value, GraphiteError> {
+    match number::plain_number(token) {
+        Some(Plain::Long(v)) => return Ok(Value::Long(v)),
+        Some(Plain::Double(v)) => return Ok(Value::Double(v)),
+        None => {}
+    }
     if let Some(v) = whole_number(token) {
         return Ok(Value::Long(v));
     }
@@ -98,8 +156,13 @@ pub fn parse_value(token: &[u8]) -> Result<Value, GraphiteError> {
 
 /// A timestamp in seconds as carbon's `int(float(ts))` reads it, in milliseconds;
 /// `-1` means now.
+#[inline]
 pub fn parse_timestamp(token: &[u8], now_ms: i64) -> Result<i64, GraphiteError> {
-    let seconds = match whole_number(token) {
+    let seconds = match number::plain_number(token) {
+        Some(Plain::Long(s)) => s,
+        // At most 15 digits: far inside the range, truncated as below.
+        Some(Plain::Double(f)) => f.trunc() as i64,
+        None => match whole_number(token) {
         Some(s) => s,
         None => {
             let f = number::parse_python_float(token).map_err(GraphiteError::Timestamp)?;
@@ -109,6 +172,7 @@ pub fn parse_timestamp(token: &[u8], now_ms: i64) -> Result<i64, GraphiteError> 
             }
             f.trunc() as i64
         }
+        },
     };
     if seconds == -1 {
         return Ok(now_ms);
@@ -127,7 +191,11 @@ fn whole_number(token: &[u8]) -> Option<i64> {
         (b'+', rest) => (false, rest),
         _ => (false, token),
     };
-    if digits.is_empty() || digits.len() > 19 {
+    if let Some(m) = number::short_digits(digits) {
+        let m = m as i64;
+        return Some(if negative { -m } else { m });
+    }
+    if digits.len() != 19 {
         return None;
     }
     let mut magnitude: u64 = 0;
@@ -150,6 +218,7 @@ fn whole_number(token: &[u8]) -> Option<i64> {
 pub struct TextDecoder {
     mapper: Arc<PathMapper>,
     scratch: PathScratch,
+    cache: SeriesCache,
     now_ms: i64,
 }
 
@@ -158,8 +227,19 @@ impl TextDecoder {
         TextDecoder {
             scratch: mapper.scratch(),
             mapper,
+            cache: SeriesCache::default(),
             now_ms: 0,
         }
+    }
+
+    /// Bounds (or, with [`CacheLimits::OFF`], turns off) the series cache.
+    pub fn with_cache_limits(mut self, limits: CacheLimits) -> TextDecoder {
+        self.cache = SeriesCache::new(limits);
+        self
+    }
+
+    pub fn cache(&self) -> &SeriesCache {
+        &self.cache
     }
 }
 
@@ -168,7 +248,14 @@ impl Decoder for TextDecoder {
 
     #[inline]
     fn decode(&mut self, frame: &[u8], batch: &mut PointBatch, reject: &mut impl FnMut(GraphiteError)) -> Decoded {
-        match parse_line(frame, self.now_ms, &self.mapper, batch, &mut self.scratch) {
+        match parse_line_cached(
+            frame,
+            self.now_ms,
+            &self.mapper,
+            batch,
+            &mut self.scratch,
+            &mut self.cache,
+        ) {
             Ok(Line::Point) => Decoded::POINT,
             Ok(Line::Blank) => Decoded::NOTHING,
             Err(e) => {

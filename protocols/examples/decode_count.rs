@@ -1,0 +1,104 @@
+//! Decodes the benchmark's data PASSES times through the framer and decoder a connection
+//! uses, for instruction counts per line or point:
+//!
+//! ```text
+//! cargo build --release -p kairos-protocols --example decode_count
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!     target/release/examples/decode_count telnet 2
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!     target/release/examples/decode_count telnet 12
+//! ```
+//!
+//! The difference in instructions divided by the difference in points (10 passes of
+//! 10,000) is the steady-state cost per point: one connection's 2,500 series seen
+//! before, as an agent's are after its first interval. Paths: `telnet`, `graphite`
+//! (Graphite 1.1 tags), `graphite-plain` (dotted paths, no tags), `graphite-template`
+//! (dotted paths through the side-by-side harness's template), `pickle`, `rest`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use kairos_protocols::decode::Decoder;
+use kairos_protocols::framing::{Frame, Framer, LengthPrefixed, LineFramer};
+use kairos_protocols::graphite::host::HostTagConfig;
+use kairos_protocols::graphite::{PathMapper, PickleDecoder, TagParserKind, TextDecoder};
+use kairos_protocols::telnet::TelnetDecoder;
+use kairos_protocols::{rest, PointBatch};
+
+#[path = "../benches/shapes/mod.rs"]
+mod shapes;
+
+const POINTS: usize = 10_000;
+
+/// What a connection does with its reads: frame 64 KiB at a time, decode each frame,
+/// hand the batch on (here: clear it) after each read.
+fn framed<F: Framer, D: Decoder>(input: &[u8], framer: &mut F, decoder: &mut D, batch: &mut PointBatch) -> usize {
+    let mut held: Vec<u8> = Vec::with_capacity(1 << 17);
+    let mut points = 0;
+    for chunk in input.chunks(64 * 1024) {
+        held.extend_from_slice(chunk);
+        let used = framer
+            .split(&held, false, |frame| {
+                if let Frame::Data(data) = frame {
+                    points += decoder.decode(black_box(data), batch, &mut |_| {}).points as usize;
+                }
+            })
+            .expect("framing");
+        held.drain(..used);
+        batch.clear();
+    }
+    points
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let path = args.next().unwrap_or_else(|| "telnet".to_owned());
+    let passes: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(2);
+    let mut batch = PointBatch::with_capacity(POINTS, POINTS * 48);
+    let mut points = 0;
+    let mapper = |kind, templates| Arc::new(PathMapper::new(kind, &HostTagConfig::default(), templates).expect("mapper"));
+    match path.as_str() {
+        "telnet" => {
+            let input = shapes::telnet_lines(POINTS);
+            let (mut framer, mut decoder) = (LineFramer::new(1024), TelnetDecoder::new("KairosDB"));
+            for _ in 0..passes {
+                points += framed(&input, &mut framer, &mut decoder, &mut batch);
+            }
+        }
+        "graphite" | "graphite-plain" | "graphite-template" => {
+            let input = shapes::graphite_lines(POINTS, path == "graphite");
+            let m = match path.as_str() {
+                "graphite-template" => mapper(TagParserKind::Templates, shapes::TEMPLATE),
+                _ => mapper(TagParserKind::Graphite, ""),
+            };
+            let (mut framer, mut decoder) = (LineFramer::new(4096), TextDecoder::new(m));
+            decoder.set_now(1_795_258_810_000);
+            for _ in 0..passes {
+                points += framed(&input, &mut framer, &mut decoder, &mut batch);
+            }
+        }
+        "pickle" => {
+            let input = shapes::pickle_frames(POINTS);
+            let m = mapper(TagParserKind::Graphite, "");
+            let (mut framer, mut decoder) = (LengthPrefixed::new(1 << 20), PickleDecoder::new(m));
+            for _ in 0..passes {
+                points += framed(&input, &mut framer, &mut decoder, &mut batch);
+            }
+        }
+        "rest" => {
+            // Bodies of 1,000 objects, as the load generator posts them.
+            let bodies: Vec<Vec<u8>> = (0..POINTS / 1000).map(|b| shapes::rest_body(b * 1000, 1000)).collect();
+            for _ in 0..passes {
+                for body in &bodies {
+                    let errors = rest::decode_into(black_box(body), &mut batch);
+                    assert!(errors.is_empty(), "{errors:?}");
+                    points += batch.len();
+                    batch.clear();
+                }
+            }
+        }
+        other => panic!("unknown path {other} (telnet, graphite, graphite-plain, graphite-template, pickle, rest)"),
+    }
+    assert_eq!(points, passes * POINTS, "every point decoded");
+    println!("{path}: {points} points in {passes} passes");
+}
