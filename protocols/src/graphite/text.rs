@@ -369,4 +369,85 @@ mod tests {
         let p = &batch.to_points()[0];
         assert_eq!((p.timestamp, p.tags.len()), (NOW, 1));
     }
+
+    const PATHS: &[&[u8]] = &[
+        b"a.b.c", b"a.b.c", b"disk.used;rack=a1;dc=eu", b"disk.used;dc=eu;rack=a1", b"m;t=1;t=2", b"m;name=x;t=1",
+        b"m;ab", b"m;a=", b";a=b", b"m;a=~b", b"a\xff.b", b"caf\xc3\xa9.x", b"servers.web01.cpu", b"drop.me",
+        b"x\x00y",
+    ];
+    const VALUES: &[&[u8]] = &[b"42", b"-1", b"2.5", b"+5", b"1e3", b".75", b"1_000", b"nan", b"inf", b"x", b"9\xff"];
+    const TIMESTAMPS: &[Option<&[u8]>] = &[
+        Some(b"1700000000"), Some(b"-1"), Some(b"1700000000.9"), Some(b"1e300"), Some(b"x"), None, Some(b"1 2"),
+    ];
+    const SEPARATORS: &[&[u8]] = &[b" ", b" ", b"  ", b"\t", b" \r "];
+
+    fn run(
+        lines: &[Vec<u8>],
+        mut parse: impl FnMut(&[u8], &mut PointBatch) -> Result<Line, GraphiteError>,
+    ) -> (Vec<Result<Line, String>>, Vec<(Vec<u8>, i64, Value, u32)>) {
+        let mut batch = PointBatch::new();
+        let outcomes = lines
+            .iter()
+            .map(|l| parse(l, &mut batch).map_err(|e| e.to_string()))
+            .collect();
+        let points = batch
+            .records()
+            .iter()
+            .map(|r| (batch.key(r).to_vec(), r.timestamp, r.value, r.ttl))
+            .collect();
+        (outcomes, points)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn cached_parse_equals_uncached(
+            pool in proptest::collection::vec(
+                (0..PATHS.len(), 0..VALUES.len(), 0..TIMESTAMPS.len(), 0..SEPARATORS.len(), proptest::bool::ANY, proptest::bool::ANY),
+                1..10,
+            ),
+            picks in proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 1..50),
+            tiny in proptest::bool::ANY,
+        ) {
+            let pool: Vec<Vec<u8>> = pool
+                .iter()
+                .map(|&(p, v, t, s, lead, cr)| {
+                    let sep = SEPARATORS[s];
+                    let mut line = if lead { sep.to_vec() } else { Vec::new() };
+                    line.extend_from_slice(PATHS[p]);
+                    line.extend_from_slice(sep);
+                    line.extend_from_slice(VALUES[v]);
+                    if let Some(t) = TIMESTAMPS[t] {
+                        line.extend_from_slice(sep);
+                        line.extend_from_slice(t);
+                    }
+                    if cr {
+                        line.push(b'\r');
+                    }
+                    line
+                })
+                .collect();
+            let lines: Vec<Vec<u8>> = picks.iter().map(|i| pool[i.index(pool.len())].clone()).collect();
+            let host = crate::graphite::host::HostTagConfig::default();
+            let mappers = [
+                PathMapper::Graphite,
+                PathMapper::new(crate::graphite::TagParserKind::Templates, &host, "^drop\\.me; .* metric.host.metric*").unwrap(),
+                PathMapper::new(crate::graphite::TagParserKind::Host, &host, "").unwrap(),
+            ];
+            let limits = if tiny {
+                CacheLimits { entries: 4, bytes: 600 }
+            } else {
+                CacheLimits::DEFAULT
+            };
+            for mapper in &mappers {
+                let mut scratch = mapper.scratch();
+                let want = run(&lines, |l, b| parse_line(l, NOW, mapper, b, &mut scratch));
+                let mut scratch = mapper.scratch();
+                let mut cache = SeriesCache::new(limits);
+                let got = run(&lines, |l, b| parse_line_cached(l, NOW, mapper, b, &mut scratch, &mut cache));
+                proptest::prop_assert_eq!(got, want);
+            }
+        }
+    }
 }

@@ -383,3 +383,99 @@ proptest! {
         let _ = parse_line(line.as_bytes(), &mut batch, &mut scratch);
     }
 }
+
+/// Pieces of lines that a connection repeats, with every way two lines can name the same
+/// series differently (tag order, quoting, whitespace runs, `\r`) or not quite be a point.
+const COMMANDS: &[&[u8]] = &[b"put", b"put", b"putm", b"version", b"puts", b"pu", b" put", b"\"put\""];
+const METRICS: &[&[u8]] = &[
+    b"cpu", b"cpu", b"mem.used", b"\"cpu\"", b"\"a b\"", b"\"\"", b"c\xffpu", b"m\xc3\xa9", b"x\x00y", b"\"q\"x",
+];
+const TIMESTAMPS: &[&[u8]] = &[b"1700000000", b"1700000000000", b"12", b"-5", b"+5", b"1.5", b"x", b"\"17\"", b"9\xff", b"99999999999999999999"];
+const VALUES: &[&[u8]] = &[b"42", b"-1", b"2.5", b"1e3", b"1.5f", b"0x1p3", b"NaN", b"1.0e999", b"abc", b"7\xff", b"\"3\"", b"+7", b"1234567890123456789"];
+const TAGS: &[&[u8]] = &[
+    b"host=a", b"host=a", b"dc=eu", b"host=b", b"a=b=c", b"a==b", b"a=", b"=b", b"ab", b"kairos_opt.ttl=60",
+    b"kairos_opt.ttl=-1", b"kairos_opt.ttl=x", b"\"q=v w\"", b"t=\xff", b"t=\xc3\xa9", b"host=a\r", b"z=1",
+];
+const SEPARATORS: &[&[u8]] = &[b" ", b" ", b"  ", b"\t", b" \r ", b"\x01"];
+
+fn build_line(parts: &(usize, usize, usize, usize, Vec<(usize, usize)>, usize, bool)) -> Vec<u8> {
+    let (c, m, t, v, tags, sep, cr) = parts;
+    let sep = SEPARATORS[*sep];
+    let mut line = Vec::new();
+    for (i, part) in [COMMANDS[*c], METRICS[*m], TIMESTAMPS[*t], VALUES[*v]].into_iter().enumerate() {
+        if i > 0 {
+            line.extend_from_slice(sep);
+        }
+        line.extend_from_slice(part);
+    }
+    for &(tag, s) in tags {
+        line.extend_from_slice(SEPARATORS[s]);
+        line.extend_from_slice(TAGS[tag]);
+    }
+    if *cr {
+        line.push(b'\r');
+    }
+    line
+}
+
+fn line_parts() -> impl Strategy<Value = (usize, usize, usize, usize, Vec<(usize, usize)>, usize, bool)> {
+    (
+        0..COMMANDS.len(),
+        0..METRICS.len(),
+        0..TIMESTAMPS.len(),
+        0..VALUES.len(),
+        proptest::collection::vec((0..TAGS.len(), 0..SEPARATORS.len()), 0..4),
+        0..SEPARATORS.len(),
+        any::<bool>(),
+    )
+}
+
+/// What a decoder made of a sequence of lines: per line the outcome, then every point.
+fn run(lines: &[Vec<u8>], mut parse: impl FnMut(&[u8], &mut PointBatch) -> Result<Line, TelnetError>) -> (Vec<Result<Line, String>>, Vec<(Vec<u8>, i64, Value, u32)>) {
+    let mut batch = PointBatch::new();
+    let outcomes = lines.iter().map(|l| parse(l, &mut batch).map_err(|e| e.to_string())).collect();
+    let points = batch.records().iter().map(|r| (batch.key(r).to_vec(), r.timestamp, r.value, r.ttl)).collect();
+    (outcomes, points)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn cached_parse_equals_uncached(
+        pool in proptest::collection::vec(line_parts(), 1..12),
+        picks in proptest::collection::vec(any::<proptest::sample::Index>(), 1..60),
+        tiny in any::<bool>(),
+    ) {
+        // A connection repeats a handful of lines, in any order.
+        let pool: Vec<Vec<u8>> = pool.iter().map(build_line).collect();
+        let lines: Vec<Vec<u8>> = picks.iter().map(|i| pool[i.index(pool.len())].clone()).collect();
+        let mut scratch = Scratch::default();
+        let want = run(&lines, |l, b| parse_line(l, b, &mut scratch));
+        // A cache small enough to rotate generations all the time, and the default.
+        let limits = if tiny { CacheLimits { entries: 4, bytes: 600 } } else { CacheLimits::DEFAULT };
+        let mut cache = SeriesCache::new(limits);
+        let mut scratch = Scratch::default();
+        let got = run(&lines, |l, b| parse_line_cached(l, b, &mut scratch, &mut cache));
+        prop_assert_eq!(&got, &want);
+        // Repeated points did come from the cache (so the comparison tested something).
+        let points: Vec<&Vec<u8>> = lines.iter().zip(&want.0).filter(|(_, r)| *r == &Ok(Line::Point)).map(|(l, _)| l).collect();
+        let repeated = points.iter().enumerate().any(|(i, l)| points[..i].contains(l));
+        if repeated && !tiny {
+            prop_assert!(cache.stats().0 > 0);
+        }
+        // And through the decoder a connection uses.
+        let mut decoder = TelnetDecoder::new("v").with_cache_limits(limits);
+        let got = run(&lines, |l, b| {
+            let mut err = None;
+            let d = decoder.decode(l, b, &mut |e| err = Some(e));
+            match err {
+                Some(e) => Err(e),
+                None if d.reply => Ok(Line::Version),
+                None if d.points == 1 => Ok(Line::Point),
+                None => Ok(Line::Blank),
+            }
+        });
+        prop_assert_eq!(got, want);
+    }
+}

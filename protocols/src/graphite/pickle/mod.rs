@@ -16,6 +16,7 @@ use serde_pickle::{DeOptions, Value as Pickled};
 
 use crate::datapoint::{PointBatch, Value};
 use crate::decode::{Decoded, Decoder};
+use crate::series_cache::{CacheLimits, Lookup, SeriesCache};
 
 use super::path::{PathMapper, PathScratch};
 use super::text::{parse_timestamp, parse_value};
@@ -73,6 +74,7 @@ pub fn decode_frame(
     mapper: &PathMapper,
     batch: &mut PointBatch,
     scratch: &mut PathScratch,
+    cache: &mut SeriesCache,
     reject: &mut impl FnMut(GraphiteError),
 ) -> Result<Decoded, PickleError> {
     validate::validate(frame, limits)?;
@@ -84,7 +86,7 @@ pub fn decode_frame(
     };
     let mut out = Decoded::NOTHING;
     for (index, item) in items.into_iter().enumerate() {
-        match point(item, index, now_ms, mapper, batch, scratch) {
+        match point(item, index, now_ms, mapper, batch, scratch, cache) {
             Ok(()) => out.points += 1,
             Err(e) => {
                 out.rejected += 1;
@@ -102,6 +104,7 @@ fn point(
     mapper: &PathMapper,
     batch: &mut PointBatch,
     scratch: &mut PathScratch,
+    cache: &mut SeriesCache,
 ) -> Result<(), GraphiteError> {
     let shape = |what: String| GraphiteError::PickleShape { index, what };
     let in_item = |error: GraphiteError| GraphiteError::PickleItem {
@@ -111,14 +114,21 @@ fn point(
     let [path, datapoint] = pair(item).map_err(|k| shape(format!("it is {k}, not a (path, datapoint) pair")))?;
     let [timestamp, value] =
         pair(datapoint).map_err(|k| shape(format!("its datapoint is {k}, not a (timestamp, value) pair")))?;
-    let path = match path {
-        Pickled::String(s) => s,
-        Pickled::Bytes(b) => String::from_utf8(b).map_err(|e| {
+    let path: Vec<u8> = match path {
+        Pickled::String(s) => s.into_bytes(),
+        Pickled::Bytes(b) => b,
+        other => return Err(shape(format!("its path is {}", kind(&other)))),
+    };
+    // A path seen before is valid UTF-8 and maps to its cached key; only a new one is
+    // checked (before the timestamp and value, which keeps the order of the messages).
+    let lookup = cache.get(&path, b"");
+    let text = match lookup {
+        Lookup::Hit { .. } => "",
+        Lookup::Miss(_) => std::str::from_utf8(&path).map_err(|e| {
             in_item(GraphiteError::NotUtf8 {
-                offset: e.utf8_error().valid_up_to(),
+                offset: e.valid_up_to(),
             })
         })?,
-        other => return Err(shape(format!("its path is {}", kind(&other)))),
     };
     let timestamp = match timestamp {
         Pickled::I64(s) => seconds_int(s, now_ms),
@@ -143,9 +153,20 @@ fn point(
         Pickled::Bytes(b) => parse_value(b.trim_ascii()).map_err(in_item)?,
         other => return Err(shape(format!("its value is {}", kind(&other)))),
     };
-    mapper
-        .push(&path, timestamp, value, batch, scratch)
-        .map_err(|e| in_item(e.into()))
+    match lookup {
+        Lookup::Hit { key, ttl } => {
+            batch.push_encoded(key, timestamp, value, ttl);
+            Ok(())
+        }
+        Lookup::Miss(token) => {
+            mapper
+                .push(text, timestamp, value, batch, scratch)
+                .map_err(|e| in_item(e.into()))?;
+            let last = batch.records().last().expect("the point just pushed");
+            cache.insert(token, &path, b"", batch.key(last), last.ttl);
+            Ok(())
+        }
+    }
 }
 
 fn seconds_int(s: i64, now_ms: i64) -> Result<i64, GraphiteError> {
@@ -200,6 +221,7 @@ fn kind(v: &Pickled) -> &'static str {
 pub struct PickleDecoder {
     mapper: Arc<PathMapper>,
     scratch: PathScratch,
+    cache: SeriesCache,
     limits: Limits,
     now_ms: i64,
 }
@@ -209,6 +231,7 @@ impl PickleDecoder {
         PickleDecoder {
             scratch: mapper.scratch(),
             mapper,
+            cache: SeriesCache::default(),
             limits: Limits::default(),
             now_ms: 0,
         }
@@ -217,6 +240,16 @@ impl PickleDecoder {
     pub fn with_limits(mut self, limits: Limits) -> PickleDecoder {
         self.limits = limits;
         self
+    }
+
+    /// Bounds (or, with [`CacheLimits::OFF`], turns off) the series cache of the paths.
+    pub fn with_cache_limits(mut self, limits: CacheLimits) -> PickleDecoder {
+        self.cache = SeriesCache::new(limits);
+        self
+    }
+
+    pub fn cache(&self) -> &SeriesCache {
+        &self.cache
     }
 }
 
@@ -233,6 +266,7 @@ impl Decoder for PickleDecoder {
             &self.mapper,
             batch,
             &mut self.scratch,
+            &mut self.cache,
             reject,
         ) {
             Ok(d) => d,

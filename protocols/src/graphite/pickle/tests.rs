@@ -29,18 +29,32 @@ fn decode(frame: &[u8]) -> (Result<Decoded, PickleError>, Vec<DataPoint>, Vec<St
 
 fn decode_with(frame: &[u8], limits: Limits) -> (Result<Decoded, PickleError>, Vec<DataPoint>, Vec<String>) {
     let mapper = PathMapper::Graphite;
-    let mut batch = PointBatch::new();
-    let mut errors = Vec::new();
-    let r = decode_frame(
-        frame,
-        limits,
-        NOW,
-        &mapper,
-        &mut batch,
-        &mut mapper.scratch(),
-        &mut |e| errors.push(e.to_string()),
-    );
-    (r, batch.to_points(), errors)
+    let run = |cache: &mut SeriesCache| {
+        let mut batch = PointBatch::new();
+        let mut errors = Vec::new();
+        let r = decode_frame(
+            frame,
+            limits,
+            NOW,
+            &mapper,
+            &mut batch,
+            &mut mapper.scratch(),
+            cache,
+            &mut |e| errors.push(e.to_string()),
+        );
+        (r, batch.to_points(), errors)
+    };
+    let uncached = run(&mut SeriesCache::new(CacheLimits::OFF));
+    // Every frame again through a cache, twice (the second time its paths hit): the
+    // same points and the same messages.
+    let mut cache = SeriesCache::default();
+    for pass in 0..2 {
+        let cached = run(&mut cache);
+        assert_eq!(cached.0, uncached.0, "pass {pass}");
+        assert_eq!(cached.1, uncached.1, "pass {pass}");
+        assert_eq!(cached.2, uncached.2, "pass {pass}");
+    }
+    uncached
 }
 
 fn summary(points: &[DataPoint]) -> Vec<(String, usize, i64, Value)> {
