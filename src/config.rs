@@ -11,6 +11,7 @@ use std::time::Duration;
 use kairos_protocols::graphite::host::{self, HostTagConfig};
 use kairos_protocols::graphite::templates::Templates;
 use kairos_protocols::graphite::TagParserKind;
+use kairos_protocols::series_cache::CacheLimits;
 
 use crate::properties;
 
@@ -33,6 +34,8 @@ pub struct Config {
     pub telnet_max_connections: usize,
     pub telnet_idle_timeout: Duration,
     pub shutdown_drain_timeout: Duration,
+    /// Per connection (telnet, Graphite TCP and pickle; the UDP socket has one).
+    pub series_cache: CacheLimits,
     pub carbon_enabled: bool,
     pub carbon_text_addr: SocketAddr,
     pub carbon_text_max_size: usize,
@@ -133,6 +136,18 @@ pub const KEYS: &[Key] = &[
         "5000",
         "On SIGTERM, keep reading each open connection until its client closes it (or goes quiet) for at most this many ms.",
         |c, v| c.shutdown_drain_timeout = millis(v)?
+    ),
+    key!(
+        "kairosd.ingest.series_cache_entries",
+        "8192",
+        "Series each telnet, Graphite or pickle connection remembers, so a repeated series is not parsed again (0 = off).",
+        |c, v| c.series_cache.entries = number(v)?
+    ),
+    key!(
+        "kairosd.ingest.series_cache_bytes",
+        "1048576",
+        "Memory cap in bytes of each connection's series cache.",
+        |c, v| c.series_cache.bytes = number(v)?
     ),
     key!(
         "kairosdb.service.carbon",
@@ -359,6 +374,7 @@ impl Default for Config {
             telnet_max_connections: 0,
             telnet_idle_timeout: Duration::ZERO,
             shutdown_drain_timeout: Duration::ZERO,
+            series_cache: CacheLimits::OFF,
             carbon_enabled: true,
             carbon_text_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             carbon_text_max_size: 0,

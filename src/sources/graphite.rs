@@ -61,19 +61,26 @@ pub async fn start(
     let max = config.carbon_text_max_size;
     let ctx = Arc::new(SourceContext::new(TCP, ingest, metrics, config));
     let m = Arc::clone(mapper);
+    let cache = config.series_cache;
     tasks.spawn(tcp::serve(
         listener,
         ctx,
         config.carbon_max_connections,
         Arc::clone(&metrics.graphite_connections),
         shutdown.clone(),
-        move || (LineFramer::new(max), TextDecoder::new(Arc::clone(&m))),
+        move || {
+            (
+                LineFramer::new(max),
+                TextDecoder::new(Arc::clone(&m)).with_cache_limits(cache),
+            )
+        },
     ));
     let udp_addr = match udp_socket {
         Some(socket) => {
             let a = socket.local_addr().expect("bound socket has an address");
             let ctx = Arc::new(SourceContext::new(UDP, ingest, metrics, config));
-            let decoder = TextDecoder::new(Arc::clone(mapper));
+            // One socket for every sender: one cache for all of them.
+            let decoder = TextDecoder::new(Arc::clone(mapper)).with_cache_limits(cache);
             tasks.spawn(udp::serve(socket, ctx, LineFramer::new(max), decoder, shutdown.clone()));
             Some(a)
         }

@@ -35,13 +35,19 @@ pub async fn start(
     let ctx = Arc::new(SourceContext::new(KIND, ingest, metrics, config));
     let max = config.carbon_pickle_max_size;
     let mapper = Arc::clone(mapper);
+    let cache = config.series_cache;
     tasks.spawn(tcp::serve(
         listener,
         ctx,
         config.carbon_max_connections,
         Arc::clone(&metrics.pickle_connections),
         shutdown.clone(),
-        move || (LengthPrefixed::new(max), PickleDecoder::new(Arc::clone(&mapper))),
+        move || {
+            (
+                LengthPrefixed::new(max),
+                PickleDecoder::new(Arc::clone(&mapper)).with_cache_limits(cache),
+            )
+        },
     ));
     Ok(addr)
 }

@@ -33,13 +33,19 @@ pub async fn start(
     let ctx = Arc::new(SourceContext::new(KIND, ingest, metrics, config));
     let max_line = config.telnet_max_command_size;
     let version: Arc<str> = version.into();
+    let cache = config.series_cache;
     tasks.spawn(tcp::serve(
         listener,
         ctx,
         config.telnet_max_connections,
         Arc::clone(&metrics.telnet_connections),
         shutdown.clone(),
-        move || (LineFramer::new(max_line), TelnetDecoder::new(&version)),
+        move || {
+            (
+                LineFramer::new(max_line),
+                TelnetDecoder::new(&version).with_cache_limits(cache),
+            )
+        },
     ));
     Ok(addr)
 }
