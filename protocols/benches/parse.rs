@@ -1,7 +1,8 @@
-//! Parser throughput on the load generator's shapes: telnet `put` lines (parsed alone,
-//! and framed from 64 KiB reads as a connection does), Graphite plaintext lines, pickle
-//! frames of 500 points as carbon-relay sends them, and REST bodies of 1000 metric
-//! objects. Each is reported twice, in elements (lines or points) and in bytes, because
+//! Parser throughput on the load generator's shapes (`shapes/`: one connection's 2,500
+//! of the 10,000 series, repeated every step as agents do): telnet `put` lines (parsed
+//! alone, and framed from 64 KiB reads as a connection does, through its series cache),
+//! Graphite plaintext lines, pickle frames of 500 points as carbon-relay sends them, and
+//! REST bodies of 1000 metric objects. Each is reported twice, in elements (lines or points) and in bytes, because
 //! criterion keeps one throughput unit per benchmark.
 
 use std::hint::black_box;
@@ -11,91 +12,28 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use kairos_protocols::decode::Decoder;
 use kairos_protocols::framing::{Frame, Framer, LengthPrefixed, LineFramer};
 use kairos_protocols::graphite::{PathMapper, PickleDecoder, TextDecoder};
+use kairos_protocols::series_cache::CacheLimits;
 use kairos_protocols::telnet::{self, Scratch, TelnetDecoder};
 use kairos_protocols::{rest, PointBatch};
+
+#[path = "shapes/mod.rs"]
+mod shapes;
 
 const LINES: usize = 10_000;
 const OBJECTS: usize = 1000;
 
-/// `put bench.m3 1795258810 23.86 host=h042 dc=dc3 svc=s1`, varied like the load generator.
+/// One connection's share of the load generator's telnet lines (2,500 series, 4 steps).
 fn telnet_lines() -> Vec<u8> {
-    let mut out = Vec::new();
-    for i in 0..LINES {
-        let line = format!(
-            "put bench.m{} {} {}.{:02} host=h{:03} dc=dc{} svc=s{}\n",
-            i % 10,
-            1_795_258_810 + i / 100,
-            i % 97,
-            i % 100,
-            i % 1000,
-            i % 4,
-            i % 3
-        );
-        out.extend_from_slice(line.as_bytes());
-    }
-    out
+    shapes::telnet_lines(LINES)
 }
 
-/// `bench.m3;host=h042;dc=dc3;svc=s1 23.86 1795258810`, the same series as the telnet lines.
 fn graphite_lines() -> Vec<u8> {
-    let mut out = Vec::new();
-    for i in 0..LINES {
-        let line = format!(
-            "bench.m{};host=h{:03};dc=dc{};svc=s{} {}.{:02} {}\n",
-            i % 10,
-            i % 1000,
-            i % 4,
-            i % 3,
-            i % 97,
-            i % 100,
-            1_795_258_810 + i / 100,
-        );
-        out.extend_from_slice(line.as_bytes());
-    }
-    out
+    shapes::graphite_lines(LINES, true)
 }
 
-/// Frames of 500 points as carbon-relay pickles them: protocol 2, float timestamps and
-/// values, a memo entry per string and tuple (see `kairosd-loadgen`).
 fn pickle_frames() -> Vec<u8> {
-    let mut out = Vec::new();
-    for frame in 0..LINES / PICKLE_POINTS {
-        let mut p = b"\x80\x02]q\x00(".to_vec();
-        let mut memo = 0u32;
-        let mut put = |p: &mut Vec<u8>| {
-            memo += 1;
-            match u8::try_from(memo) {
-                Ok(id) => p.extend_from_slice(&[b'q', id]),
-                Err(_) => {
-                    p.push(b'r');
-                    p.extend_from_slice(&memo.to_le_bytes());
-                }
-            }
-        };
-        for j in 0..PICKLE_POINTS {
-            let i = frame * PICKLE_POINTS + j;
-            let path = format!("bench.m{};host=h{:03};dc=dc{};svc=s{}", i % 10, i % 1000, i % 4, i % 3);
-            p.push(b'X');
-            p.extend_from_slice(&(path.len() as u32).to_le_bytes());
-            p.extend_from_slice(path.as_bytes());
-            put(&mut p);
-            for v in [(1_795_258_810 + i / 100) as f64, (i % 97) as f64 + 0.25] {
-                p.push(b'G');
-                p.extend_from_slice(&v.to_be_bytes());
-            }
-            p.push(0x86);
-            put(&mut p);
-            p.push(0x86);
-            put(&mut p);
-        }
-        p.extend_from_slice(b"e.");
-        out.extend_from_slice(&(p.len() as u32).to_be_bytes());
-        out.extend_from_slice(&p);
-    }
-    out
+    shapes::pickle_frames(LINES)
 }
-
-const PICKLE_POINTS: usize = 500;
 
 /// What a connection does with its reads: frame 64 KiB at a time, decode each frame.
 fn framed<F: Framer, D: Decoder>(input: &[u8], framer: &mut F, decoder: &mut D, batch: &mut PointBatch) {
@@ -131,6 +69,12 @@ fn bench_framed(c: &mut Criterion) {
         b.iter(|| framed(&telnet_input, &mut framer, &mut decoder, &mut batch))
     });
 
+    // The same without the series cache: every line fully parsed.
+    let mut decoder = TelnetDecoder::new("KairosDB").with_cache_limits(CacheLimits::OFF);
+    group.bench_function(BenchmarkId::new("telnet_lines_uncached", LINES), |b| {
+        b.iter(|| framed(&telnet_input, &mut framer, &mut decoder, &mut batch))
+    });
+
     let mut framer = LineFramer::new(4096);
     let mut decoder = TextDecoder::new(Arc::clone(&mapper));
     framed(&graphite_input, &mut framer, &mut decoder, &mut batch);
@@ -150,24 +94,7 @@ fn bench_framed(c: &mut Criterion) {
 }
 
 fn rest_body() -> Vec<u8> {
-    let mut out = String::from("[");
-    for i in 0..OBJECTS {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&format!(
-            r#"{{"name":"bench.m{}","datapoints":[[{},{}.{:02}]],"tags":{{"host":"h{:03}","dc":"dc{}","svc":"s{}"}}}}"#,
-            i % 10,
-            1_795_258_810_000u64 + i as u64,
-            i % 97,
-            i % 100,
-            i % 1000,
-            i % 4,
-            i % 3
-        ));
-    }
-    out.push(']');
-    out.into_bytes()
+    shapes::rest_body(0, OBJECTS)
 }
 
 fn parse_all_lines(input: &[u8], batch: &mut PointBatch, scratch: &mut Scratch) {

@@ -56,7 +56,8 @@ fn main() {
     let passes: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(2);
     let mut batch = PointBatch::with_capacity(POINTS, POINTS * 48);
     let mut points = 0;
-    let mapper = |kind, templates| Arc::new(PathMapper::new(kind, &HostTagConfig::default(), templates).expect("mapper"));
+    let mapper =
+        |kind, templates| Arc::new(PathMapper::new(kind, &HostTagConfig::default(), templates).expect("mapper"));
     match path.as_str() {
         "telnet" => {
             let input = shapes::telnet_lines(POINTS);

@@ -197,7 +197,11 @@ impl SeriesCache {
         let per_gen = Generational {
             entries,
             bytes: limits.bytes / 2,
-            slots: if entries == 0 { 0 } else { (entries * 2).next_power_of_two() },
+            slots: if entries == 0 {
+                0
+            } else {
+                (entries * 2).next_power_of_two()
+            },
         };
         SeriesCache {
             current: Generation::default(),

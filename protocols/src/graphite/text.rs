@@ -163,15 +163,15 @@ pub fn parse_timestamp(token: &[u8], now_ms: i64) -> Result<i64, GraphiteError> 
         // At most 15 digits: far inside the range, truncated as below.
         Some(Plain::Double(f)) => f.trunc() as i64,
         None => match whole_number(token) {
-        Some(s) => s,
-        None => {
-            let f = number::parse_python_float(token).map_err(GraphiteError::Timestamp)?;
-            // Truncated toward zero; beyond ±2^63 ms it cannot be stored.
-            if !f.is_finite() || f.abs() >= 9.2e15 {
-                return Err(GraphiteError::TimestampRange(quote(token)));
+            Some(s) => s,
+            None => {
+                let f = number::parse_python_float(token).map_err(GraphiteError::Timestamp)?;
+                // Truncated toward zero; beyond ±2^63 ms it cannot be stored.
+                if !f.is_finite() || f.abs() >= 9.2e15 {
+                    return Err(GraphiteError::TimestampRange(quote(token)));
+                }
+                f.trunc() as i64
             }
-            f.trunc() as i64
-        }
         },
     };
     if seconds == -1 {
@@ -371,13 +371,33 @@ mod tests {
     }
 
     const PATHS: &[&[u8]] = &[
-        b"a.b.c", b"a.b.c", b"disk.used;rack=a1;dc=eu", b"disk.used;dc=eu;rack=a1", b"m;t=1;t=2", b"m;name=x;t=1",
-        b"m;ab", b"m;a=", b";a=b", b"m;a=~b", b"a\xff.b", b"caf\xc3\xa9.x", b"servers.web01.cpu", b"drop.me",
+        b"a.b.c",
+        b"a.b.c",
+        b"disk.used;rack=a1;dc=eu",
+        b"disk.used;dc=eu;rack=a1",
+        b"m;t=1;t=2",
+        b"m;name=x;t=1",
+        b"m;ab",
+        b"m;a=",
+        b";a=b",
+        b"m;a=~b",
+        b"a\xff.b",
+        b"caf\xc3\xa9.x",
+        b"servers.web01.cpu",
+        b"drop.me",
         b"x\x00y",
     ];
-    const VALUES: &[&[u8]] = &[b"42", b"-1", b"2.5", b"+5", b"1e3", b".75", b"1_000", b"nan", b"inf", b"x", b"9\xff"];
+    const VALUES: &[&[u8]] = &[
+        b"42", b"-1", b"2.5", b"+5", b"1e3", b".75", b"1_000", b"nan", b"inf", b"x", b"9\xff",
+    ];
     const TIMESTAMPS: &[Option<&[u8]>] = &[
-        Some(b"1700000000"), Some(b"-1"), Some(b"1700000000.9"), Some(b"1e300"), Some(b"x"), None, Some(b"1 2"),
+        Some(b"1700000000"),
+        Some(b"-1"),
+        Some(b"1700000000.9"),
+        Some(b"1e300"),
+        Some(b"x"),
+        None,
+        Some(b"1 2"),
     ];
     const SEPARATORS: &[&[u8]] = &[b" ", b" ", b"  ", b"\t", b" \r "];
 

@@ -388,13 +388,62 @@ proptest! {
 /// series differently (tag order, quoting, whitespace runs, `\r`) or not quite be a point.
 const COMMANDS: &[&[u8]] = &[b"put", b"put", b"putm", b"version", b"puts", b"pu", b" put", b"\"put\""];
 const METRICS: &[&[u8]] = &[
-    b"cpu", b"cpu", b"mem.used", b"\"cpu\"", b"\"a b\"", b"\"\"", b"c\xffpu", b"m\xc3\xa9", b"x\x00y", b"\"q\"x",
+    b"cpu",
+    b"cpu",
+    b"mem.used",
+    b"\"cpu\"",
+    b"\"a b\"",
+    b"\"\"",
+    b"c\xffpu",
+    b"m\xc3\xa9",
+    b"x\x00y",
+    b"\"q\"x",
 ];
-const TIMESTAMPS: &[&[u8]] = &[b"1700000000", b"1700000000000", b"12", b"-5", b"+5", b"1.5", b"x", b"\"17\"", b"9\xff", b"99999999999999999999"];
-const VALUES: &[&[u8]] = &[b"42", b"-1", b"2.5", b"1e3", b"1.5f", b"0x1p3", b"NaN", b"1.0e999", b"abc", b"7\xff", b"\"3\"", b"+7", b"1234567890123456789"];
+const TIMESTAMPS: &[&[u8]] = &[
+    b"1700000000",
+    b"1700000000000",
+    b"12",
+    b"-5",
+    b"+5",
+    b"1.5",
+    b"x",
+    b"\"17\"",
+    b"9\xff",
+    b"99999999999999999999",
+];
+const VALUES: &[&[u8]] = &[
+    b"42",
+    b"-1",
+    b"2.5",
+    b"1e3",
+    b"1.5f",
+    b"0x1p3",
+    b"NaN",
+    b"1.0e999",
+    b"abc",
+    b"7\xff",
+    b"\"3\"",
+    b"+7",
+    b"1234567890123456789",
+];
 const TAGS: &[&[u8]] = &[
-    b"host=a", b"host=a", b"dc=eu", b"host=b", b"a=b=c", b"a==b", b"a=", b"=b", b"ab", b"kairos_opt.ttl=60",
-    b"kairos_opt.ttl=-1", b"kairos_opt.ttl=x", b"\"q=v w\"", b"t=\xff", b"t=\xc3\xa9", b"host=a\r", b"z=1",
+    b"host=a",
+    b"host=a",
+    b"dc=eu",
+    b"host=b",
+    b"a=b=c",
+    b"a==b",
+    b"a=",
+    b"=b",
+    b"ab",
+    b"kairos_opt.ttl=60",
+    b"kairos_opt.ttl=-1",
+    b"kairos_opt.ttl=x",
+    b"\"q=v w\"",
+    b"t=\xff",
+    b"t=\xc3\xa9",
+    b"host=a\r",
+    b"z=1",
 ];
 const SEPARATORS: &[&[u8]] = &[b" ", b" ", b"  ", b"\t", b" \r ", b"\x01"];
 
@@ -402,7 +451,10 @@ fn build_line(parts: &(usize, usize, usize, usize, Vec<(usize, usize)>, usize, b
     let (c, m, t, v, tags, sep, cr) = parts;
     let sep = SEPARATORS[*sep];
     let mut line = Vec::new();
-    for (i, part) in [COMMANDS[*c], METRICS[*m], TIMESTAMPS[*t], VALUES[*v]].into_iter().enumerate() {
+    for (i, part) in [COMMANDS[*c], METRICS[*m], TIMESTAMPS[*t], VALUES[*v]]
+        .into_iter()
+        .enumerate()
+    {
         if i > 0 {
             line.extend_from_slice(sep);
         }
@@ -431,10 +483,20 @@ fn line_parts() -> impl Strategy<Value = (usize, usize, usize, usize, Vec<(usize
 }
 
 /// What a decoder made of a sequence of lines: per line the outcome, then every point.
-fn run(lines: &[Vec<u8>], mut parse: impl FnMut(&[u8], &mut PointBatch) -> Result<Line, TelnetError>) -> (Vec<Result<Line, String>>, Vec<(Vec<u8>, i64, Value, u32)>) {
+fn run(
+    lines: &[Vec<u8>],
+    mut parse: impl FnMut(&[u8], &mut PointBatch) -> Result<Line, TelnetError>,
+) -> (Vec<Result<Line, String>>, Vec<(Vec<u8>, i64, Value, u32)>) {
     let mut batch = PointBatch::new();
-    let outcomes = lines.iter().map(|l| parse(l, &mut batch).map_err(|e| e.to_string())).collect();
-    let points = batch.records().iter().map(|r| (batch.key(r).to_vec(), r.timestamp, r.value, r.ttl)).collect();
+    let outcomes = lines
+        .iter()
+        .map(|l| parse(l, &mut batch).map_err(|e| e.to_string()))
+        .collect();
+    let points = batch
+        .records()
+        .iter()
+        .map(|r| (batch.key(r).to_vec(), r.timestamp, r.value, r.ttl))
+        .collect();
     (outcomes, points)
 }
 

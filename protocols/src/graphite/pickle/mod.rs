@@ -67,6 +67,9 @@ pub enum PickleError {
 }
 
 /// Decodes one validated frame into `batch`, reporting each skipped point to `reject`.
+/// The per-connection parts (`scratch`, `cache`) are passed one by one so that tests and
+/// fuzz targets can give each its own.
+#[allow(clippy::too_many_arguments)]
 pub fn decode_frame(
     frame: &[u8],
     limits: Limits,
