@@ -13,7 +13,9 @@
 //! 10,000) is the steady-state cost per point: one connection's 2,500 series seen
 //! before, as an agent's are after its first interval. Paths: `telnet`, `graphite`
 //! (Graphite 1.1 tags), `graphite-plain` (dotted paths, no tags), `graphite-template`
-//! (dotted paths through the side-by-side harness's template), `pickle`, `rest`.
+//! (dotted paths through the side-by-side harness's template), `pickle`, `rest`. A third
+//! argument `uncached` turns the series cache off (every line fully parsed, as for a
+//! series the connection has not sent before).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use kairos_protocols::decode::Decoder;
 use kairos_protocols::framing::{Frame, Framer, LengthPrefixed, LineFramer};
 use kairos_protocols::graphite::host::HostTagConfig;
 use kairos_protocols::graphite::{PathMapper, PickleDecoder, TagParserKind, TextDecoder};
+use kairos_protocols::series_cache::CacheLimits;
 use kairos_protocols::telnet::TelnetDecoder;
 use kairos_protocols::{rest, PointBatch};
 
@@ -54,6 +57,10 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let path = args.next().unwrap_or_else(|| "telnet".to_owned());
     let passes: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(2);
+    let cache = match args.next().as_deref() {
+        Some("uncached") => CacheLimits::OFF,
+        _ => CacheLimits::DEFAULT,
+    };
     let mut batch = PointBatch::with_capacity(POINTS, POINTS * 48);
     let mut points = 0;
     let mapper =
@@ -61,7 +68,10 @@ fn main() {
     match path.as_str() {
         "telnet" => {
             let input = shapes::telnet_lines(POINTS);
-            let (mut framer, mut decoder) = (LineFramer::new(1024), TelnetDecoder::new("KairosDB"));
+            let (mut framer, mut decoder) = (
+                LineFramer::new(1024),
+                TelnetDecoder::new("KairosDB").with_cache_limits(cache),
+            );
             for _ in 0..passes {
                 points += framed(&input, &mut framer, &mut decoder, &mut batch);
             }
@@ -72,7 +82,7 @@ fn main() {
                 "graphite-template" => mapper(TagParserKind::Templates, shapes::TEMPLATE),
                 _ => mapper(TagParserKind::Graphite, ""),
             };
-            let (mut framer, mut decoder) = (LineFramer::new(4096), TextDecoder::new(m));
+            let (mut framer, mut decoder) = (LineFramer::new(4096), TextDecoder::new(m).with_cache_limits(cache));
             decoder.set_now(1_795_258_810_000);
             for _ in 0..passes {
                 points += framed(&input, &mut framer, &mut decoder, &mut batch);
@@ -81,7 +91,10 @@ fn main() {
         "pickle" => {
             let input = shapes::pickle_frames(POINTS);
             let m = mapper(TagParserKind::Graphite, "");
-            let (mut framer, mut decoder) = (LengthPrefixed::new(1 << 20), PickleDecoder::new(m));
+            let (mut framer, mut decoder) = (
+                LengthPrefixed::new(1 << 20),
+                PickleDecoder::new(m).with_cache_limits(cache),
+            );
             for _ in 0..passes {
                 points += framed(&input, &mut framer, &mut decoder, &mut batch);
             }

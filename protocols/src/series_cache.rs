@@ -51,10 +51,13 @@ impl Default for CacheLimits {
 }
 
 /// Slots looked at before giving up on a lookup or an insert.
-const MAX_PROBE: usize = 8;
+const MAX_PROBE: usize = 16;
 
-/// Bookkeeping bytes charged per entry: the entry itself and its two index slots.
-const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + 2 * std::mem::size_of::<u32>();
+/// The index a generation starts with.
+const MIN_SLOTS: usize = 64;
+
+/// Bookkeeping bytes charged per entry: the entry itself and its four index slots.
+const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + 4 * std::mem::size_of::<u32>();
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -114,8 +117,12 @@ impl Generation {
 
     /// Adds an entry, unless its probe run is full (then it is simply not cached).
     fn insert(&mut self, limits: &Generational, hash: u64, a: &[u8], b: &[u8], key: &[u8], ttl: u32) {
+        // The index grows with the entries (a connection with a few series keeps a small
+        // one), staying at most a quarter full so probe runs stay short.
         if self.slots.is_empty() {
-            self.slots = vec![0; limits.slots];
+            self.slots = vec![0; MIN_SLOTS.min(limits.slots)];
+        } else if (self.entries.len() + 1) * 4 > self.slots.len() && self.slots.len() < limits.slots {
+            self.grow();
         }
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
@@ -140,6 +147,23 @@ impl Generation {
         }
     }
 
+    /// Doubles the index and places every entry again (an entry whose probe run is
+    /// full is left out: it only stops being found).
+    fn grow(&mut self) {
+        self.slots = vec![0; self.slots.len() * 2];
+        let mask = self.slots.len() - 1;
+        for (n, e) in self.entries.iter().enumerate() {
+            let mut i = e.hash as usize & mask;
+            for _ in 0..MAX_PROBE {
+                if self.slots[i] == 0 {
+                    self.slots[i] = n as u32 + 1;
+                    break;
+                }
+                i = (i + 1) & mask;
+            }
+        }
+    }
+
     fn clear(&mut self) {
         self.slots.fill(0);
         self.entries.clear();
@@ -156,7 +180,7 @@ impl Generation {
 struct Generational {
     entries: usize,
     bytes: usize,
-    /// Index slots: a power of two at least twice the entries, so probe runs stay short.
+    /// Index slots at most: a power of two at least four times the entries.
     slots: usize,
 }
 
@@ -388,6 +412,23 @@ mod tests {
         assert_eq!(hit(&mut c, b"cpu", b" host=b"), None);
         assert_eq!(hit(&mut c, b"cpu", b" host=a "), None);
         assert_eq!(c.stats(), (1, 4));
+    }
+
+    #[test]
+    fn a_connection_with_few_series_keeps_a_small_index() {
+        let mut c = SeriesCache::default();
+        for i in 0..10u32 {
+            put(&mut c, format!("cpu.{i}").as_bytes(), b" host=a", b"some.key", 0);
+        }
+        assert!(c.heap_bytes() < 8 * 1024, "{}", c.heap_bytes());
+        // And it grows, without losing anything, for a connection with many.
+        for i in 10..3000u32 {
+            put(&mut c, format!("cpu.{i}").as_bytes(), b" host=a", b"some.key", 0);
+        }
+        let found = (0..3000u32)
+            .filter(|i| hit(&mut c, format!("cpu.{i}").as_bytes(), b" host=a").is_some())
+            .count();
+        assert_eq!(found, 3000);
     }
 
     #[test]
