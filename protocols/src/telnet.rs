@@ -155,6 +155,9 @@ pub fn parse_line_cached(
     scratch: &mut Scratch,
     cache: &mut SeriesCache,
 ) -> Result<Line, TelnetError> {
+    if !cache.enabled() {
+        return parse_line(line, batch, scratch);
+    }
     let Some(head) = parse_head(line) else {
         return parse_line(line, batch, scratch);
     };

@@ -75,6 +75,9 @@ pub fn parse_line_cached(
     scratch: &mut PathScratch,
     cache: &mut SeriesCache,
 ) -> Result<Line, GraphiteError> {
+    if !cache.enabled() {
+        return parse_line(line, now_ms, mapper, batch, scratch);
+    }
     let Some((path, timestamp, value)) = parse_head(line, now_ms) else {
         return parse_line(line, now_ms, mapper, batch, scratch);
     };
