@@ -19,15 +19,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
 use kairos_protocols::{series_key, PointBatch, Value};
-use rocksdb::WriteBatch;
 
 use crate::ingest::{IngestReceiver, WriteFailed, WriteRequest};
 use crate::metrics::Metrics;
 use crate::storage::keys::{self, NameKind, SeriesId};
-use crate::storage::{
-    chunk, staging, Store, StoreError, CF_META, CF_NAMES, CF_POINTS, CF_SERIES, CF_SERIES_BY_ID, CF_STAGING,
-    CF_TAG_INDEX, META_NEXT_SERIES_ID,
-};
+use crate::storage::write::Commit;
+use crate::storage::{chunk, staging, Store, StoreError, CF_SERIES, CF_STAGING};
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -279,17 +276,15 @@ impl Writer {
     /// Writes the points of `batches` (and any new series) to the staging log in one
     /// atomic write. On failure nothing of it stays, in RocksDB or in memory.
     fn commit<'a>(&mut self, batches: impl Iterator<Item = &'a PointBatch>) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::default();
+        let store = Arc::clone(&self.store);
+        let mut commit = store.begin_commit();
         let staged_before = self.staged.len();
-        let result = self.stage(batches, &mut batch).and_then(|()| {
-            if !self.created.is_empty() {
-                batch.put_cf(self.store.cf(CF_META), META_NEXT_SERIES_ID, self.next_id.to_be_bytes());
-            }
+        let result = self.stage(batches, &mut commit).and_then(|()| {
             self.record.clear();
             let new = &self.staged[staged_before..];
             staging::encode(new.iter().map(|e| (e.series, e.ts, e.value)), &mut self.record);
-            batch.put_cf(self.store.cf(CF_STAGING), self.staging_seq.to_be_bytes(), &self.record);
-            self.store.write(batch, self.config.sync)
+            let next = (!self.created.is_empty()).then_some(self.next_id);
+            commit.finish(next, self.staging_seq, &self.record, self.config.sync)
         });
         match result {
             Ok(()) => {
@@ -322,7 +317,7 @@ impl Writer {
     fn stage<'a>(
         &mut self,
         batches: impl Iterator<Item = &'a PointBatch>,
-        wb: &mut WriteBatch,
+        commit: &mut Commit<'_>,
     ) -> Result<(), StoreError> {
         for points in batches {
             let mut last: Option<(&[u8], SeriesId)> = None;
@@ -331,7 +326,7 @@ impl Writer {
                 let series = match last {
                     // Consecutive points of one series share their key in the batch.
                     Some((k, id)) if std::ptr::eq(k, key) => id,
-                    _ => self.resolve(key, wb)?,
+                    _ => self.resolve(key, commit)?,
                 };
                 last = Some((key, series));
                 let seq = self.staged.len() as u32;
@@ -354,9 +349,9 @@ impl Writer {
         }
         let mut entries = std::mem::take(&mut self.staged);
         sort_for_promotion(&mut entries, &mut self.sort_heads);
-        let mut batch = WriteBatch::default();
-        let width = self.store.bucket_width();
-        let points_cf = self.store.cf(CF_POINTS);
+        let store = Arc::clone(&self.store);
+        let mut promotion = store.begin_promotion();
+        let width = store.bucket_width();
         let mut i = 0;
         while i < entries.len() {
             let Entry { series, ts, .. } = entries[i];
@@ -376,14 +371,9 @@ impl Writer {
             }
             self.chunk.clear();
             chunk::encode(&self.points, &mut self.chunk);
-            batch.merge_cf(points_cf, keys::point_key(series, bucket), &self.chunk);
+            promotion.add_chunk(series, bucket, &self.chunk);
         }
-        batch.delete_range_cf(
-            self.store.cf(CF_STAGING),
-            0u64.to_be_bytes(),
-            self.staging_seq.to_be_bytes(),
-        );
-        match self.store.write(batch, self.config.sync) {
+        match promotion.finish(self.staging_seq, self.config.sync) {
             Ok(()) => {
                 entries.clear();
                 self.staged = entries;
@@ -401,7 +391,7 @@ impl Writer {
 
     /// The id of series `key`, allocating it (and writing its dictionary and index
     /// entries into `batch`) if it is new.
-    fn resolve(&mut self, key: &[u8], batch: &mut WriteBatch) -> Result<SeriesId, StoreError> {
+    fn resolve(&mut self, key: &[u8], commit: &mut Commit<'_>) -> Result<SeriesId, StoreError> {
         if let Some(&id) = self.series.get(key) {
             return Ok(id);
         }
@@ -415,13 +405,7 @@ impl Writer {
             cf: CF_SERIES,
             what: "series key from a listener",
         })?;
-        let store = &self.store;
-        batch.put_cf(store.cf(CF_SERIES), key, id.to_be_bytes());
-        batch.put_cf(store.cf(CF_SERIES_BY_ID), id.to_be_bytes(), key);
-        let tag_index = store.cf(CF_TAG_INDEX);
-        for (k, v) in &tags {
-            batch.put_cf(tag_index, keys::tag_index_key(&metric, k, v, id), []);
-        }
+        commit.add_series(id, key, &metric, &tags);
         if self.known_names.len() > MAX_KNOWN_NAMES {
             self.known_names.clear();
         }
@@ -432,7 +416,7 @@ impl Writer {
         for (kind, name) in names {
             let key = keys::name_key(kind, name);
             if !self.known_names.contains(key.as_slice()) {
-                batch.put_cf(store.cf(CF_NAMES), &key, []);
+                commit.add_name(&key);
                 let key: Box<[u8]> = key.into();
                 self.known_names.insert(key.clone());
                 self.new_names.push(key);
