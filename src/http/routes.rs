@@ -170,10 +170,11 @@ async fn query(req: Request<Incoming>, ctx: &HttpContext) -> Resp {
     };
     let store = Arc::clone(&ctx.store);
     let max = ctx.query_max_points;
-    let result = tokio::task::spawn_blocking(move || {
-        query::run(&store, &q, max).map(|results| json::render(&q.metrics, &results))
-    })
-    .await;
+    let limits = query::Limits {
+        max_points: max as u64,
+        now,
+    };
+    let result = tokio::task::spawn_blocking(move || query::run(&store, &q, &limits).map(|a| a.json)).await;
     match result {
         Ok(Ok(text)) => json_response(StatusCode::OK, text),
         Ok(Err(e @ QueryError::TooManyPoints { .. })) => errors(StatusCode::BAD_REQUEST, &[e.to_string()]),

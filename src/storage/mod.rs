@@ -5,7 +5,7 @@
 pub mod chunk;
 pub mod keys;
 pub mod staging;
-mod view;
+pub mod view;
 pub mod write;
 
 pub use view::View;

@@ -73,7 +73,11 @@ impl Store {
         let last = keys::bucket_start(end, self.bucket_width()) as i128;
         // Whole buckets: [full_lo, full_hi) in bucket starts.
         let full_lo = if first == start as i128 { first } else { first + width };
-        let full_hi = if last + width - 1 <= end as i128 { last + width } else { last };
+        let full_hi = if last + width - 1 <= end as i128 {
+            last + width
+        } else {
+            last
+        };
         for &id in series {
             if full_lo < full_hi {
                 let from = keys::point_key(id, clamp(full_lo));
@@ -193,10 +197,17 @@ impl Commit<'_> {
 
     /// Writes everything added plus the staging record `record` under `seq`, and the
     /// next unused series id if series were created.
-    pub fn finish(mut self, next_series_id: Option<SeriesId>, seq: u64, record: &[u8], sync: bool) -> Result<(), StoreError> {
+    pub fn finish(
+        mut self,
+        next_series_id: Option<SeriesId>,
+        seq: u64,
+        record: &[u8],
+        sync: bool,
+    ) -> Result<(), StoreError> {
         let s = self.store;
         if let Some(next) = next_series_id {
-            self.batch.put_cf(s.cf(CF_META), META_NEXT_SERIES_ID, next.to_be_bytes());
+            self.batch
+                .put_cf(s.cf(CF_META), META_NEXT_SERIES_ID, next.to_be_bytes());
         }
         self.batch.put_cf(s.cf(CF_STAGING), seq.to_be_bytes(), record);
         s.write(self.batch, sync)
@@ -213,12 +224,8 @@ impl Promotion<'_> {
     /// Writes the chunks and drops every staging record below `staged_below`.
     pub fn finish(mut self, staged_below: u64, sync: bool) -> Result<(), StoreError> {
         let s = self.store;
-        self.batch.delete_range_cf(
-            s.cf(CF_STAGING),
-            0u64.to_be_bytes(),
-            staged_below.to_be_bytes(),
-        );
+        self.batch
+            .delete_range_cf(s.cf(CF_STAGING), 0u64.to_be_bytes(), staged_below.to_be_bytes());
         s.write(self.batch, sync)
     }
 }
-
