@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::RecvTimeoutError;
 use kairos_protocols::{series_key, PointBatch, Value};
 
-use crate::ingest::{IngestReceiver, WriteFailed, WriteRequest};
+use crate::ingest::{DeleteRequest, DeleteSpec, DeleteSummary, IngestReceiver, Request, WriteFailed, WriteRequest};
 use crate::metrics::Metrics;
 use crate::storage::keys::{self, NameKind, SeriesId};
 use crate::storage::write::Commit;
@@ -175,17 +175,23 @@ impl Writer {
                 None => rx.requests.recv().map_err(|_| RecvTimeoutError::Disconnected),
             };
             let mut disconnected = false;
+            let mut deletes: Vec<DeleteRequest> = Vec::new();
             match received {
-                Ok(req) => {
+                Ok(Request::Write(req)) => {
                     commit_at.get_or_insert_with(|| Instant::now() + self.config.linger);
                     pending_points += req.batch.len();
                     pending.push(req);
-                    // Take whatever else is queued: one commit for all of it.
+                    // Take whatever else is queued: one commit for all of it (up to a
+                    // delete, which must see exactly the writes queued before it).
                     while pending_points < self.config.batch_points {
                         match rx.requests.try_recv() {
-                            Ok(req) => {
+                            Ok(Request::Write(req)) => {
                                 pending_points += req.batch.len();
                                 pending.push(req);
+                            }
+                            Ok(Request::Delete(d)) => {
+                                deletes.push(d);
+                                break;
                             }
                             Err(crossbeam_channel::TryRecvError::Empty) => break,
                             Err(crossbeam_channel::TryRecvError::Disconnected) => {
@@ -195,12 +201,16 @@ impl Writer {
                         }
                     }
                 }
+                Ok(Request::Delete(d)) => deletes.push(d),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => disconnected = true,
             }
             let now = Instant::now();
             if !pending.is_empty()
-                && (disconnected || pending_points >= self.config.batch_points || commit_at.is_some_and(|t| now >= t))
+                && (disconnected
+                    || !deletes.is_empty()
+                    || pending_points >= self.config.batch_points
+                    || commit_at.is_some_and(|t| now >= t))
             {
                 self.commit_pending(&mut pending, &rx);
                 pending_points = 0;
@@ -209,6 +219,10 @@ impl Writer {
                 if !self.config.sync {
                     unsynced_since.get_or_insert(now);
                 }
+            }
+            for d in deletes {
+                self.apply_delete(d);
+                idle_since = Some(now);
             }
             if !self.staged.is_empty()
                 && (disconnected
@@ -387,6 +401,67 @@ impl Writer {
                 Err(err)
             }
         }
+    }
+
+    fn apply_delete(&mut self, req: DeleteRequest) {
+        let result = self.delete(&req.spec);
+        match &result {
+            Ok(summary) => tracing::info!(
+                metric = %req.spec.metric,
+                series = summary.series,
+                removed = summary.series_removed,
+                "deleted points"
+            ),
+            Err(err) => {
+                self.metrics.flush_errors.fetch_add(1, Relaxed);
+                tracing::error!(metric = %req.spec.metric, %err, "delete failed; nothing of it was applied");
+            }
+        }
+        let _ = req.ack.send(result.map_err(|e| WriteFailed(e.to_string())));
+        // Dropping `req.permit` hands its queue room back.
+    }
+
+    /// Applies a delete: promotes everything staged (so the chunks are all there is),
+    /// deletes the points, then removes the series left empty from the dictionary, the
+    /// index and this writer's caches, so a point written afterwards creates the
+    /// series afresh and is visible at once.
+    pub fn delete(&mut self, spec: &DeleteSpec) -> Result<DeleteSummary, StoreError> {
+        self.promote()?;
+        let series = {
+            let view = self.store.view();
+            crate::query::plan::select_series(&view, &spec.metric, &spec.tags)?
+        };
+        let ids: Vec<SeriesId> = series.iter().map(|(id, _)| *id).collect();
+        let outcome = self.store.delete_points(&ids, spec.start, spec.end, self.config.sync)?;
+        let emptied: HashSet<SeriesId> = outcome.emptied.into_iter().collect();
+        let removed: Vec<_> = series
+            .into_iter()
+            .filter(|(id, _)| emptied.contains(id))
+            .map(|(id, tags)| {
+                let key = series_key::encode(&spec.metric, tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                (id, spec.metric.clone(), tags, key)
+            })
+            .collect();
+        let mut summary = DeleteSummary {
+            series: ids.len(),
+            series_removed: removed.len(),
+        };
+        if removed.is_empty() {
+            return Ok(summary);
+        }
+        let left = self.store.view().series_of_metric(&spec.metric)?.len();
+        let mut names = Vec::new();
+        if left == removed.len() {
+            names.push(keys::name_key(NameKind::Metric, &spec.metric));
+        }
+        self.store.remove_series(&removed, &names, self.config.sync)?;
+        for (_, _, _, key) in &removed {
+            self.series.remove(key.as_slice());
+        }
+        // Names may have gone with the series; they are written again when next used.
+        self.known_names.clear();
+        summary.series_removed = removed.len();
+        Ok(summary)
     }
 
     /// The id of series `key`, allocating it (and writing its dictionary and index
