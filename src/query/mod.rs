@@ -168,3 +168,189 @@ pub fn tags(store: &Store, query: &Query) -> Result<Answer, QueryError> {
         points_scanned: reader.decoded(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use kairos_protocols::{PointBatch, Value};
+    use proptest::prelude::*;
+
+    use super::aggregators::range::{RangeKind, RangeSpec};
+    use super::aggregators::AggSpec;
+    use super::props::Sampling;
+    use super::request::{MetricQuery, Order, Query};
+    use super::time::Unit;
+    use super::tz::Tz;
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::writer::{Writer, WriterConfig};
+
+    fn store_with(series: &[Vec<(i64, i64, bool)>]) -> (tempfile::TempDir, Arc<Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        // Small buckets, so a query crosses several chunks per series.
+        let store = Arc::new(Store::open(dir.path(), 16).unwrap());
+        let config = WriterConfig {
+            batch_points: 1000,
+            linger: std::time::Duration::ZERO,
+            promote_points: 1000,
+            promote_interval: std::time::Duration::from_secs(60),
+            sync: false,
+            wal_sync_interval: None,
+            idle_flush: None,
+        };
+        let mut w = Writer::new(Arc::clone(&store), Arc::new(Metrics::default()), config).unwrap();
+        let mut batch = PointBatch::new();
+        for (i, pts) in series.iter().enumerate() {
+            let host = format!("h{i}");
+            for &(ts, v, double) in pts {
+                let value = if double {
+                    Value::Double(v as f64 + 0.5)
+                } else {
+                    Value::Long(v)
+                };
+                batch.push_parts("m", [("host", host.as_str())], ts, value, 0);
+            }
+        }
+        w.write_batches(&[batch]).unwrap();
+        (dir, store)
+    }
+
+    fn query(m: MetricQuery, start: i64, end: i64) -> Query {
+        Query {
+            start,
+            end,
+            time_zone: Tz::Utc,
+            metrics: vec![m],
+        }
+    }
+
+    fn run_json(store: &Store, q: &Query) -> serde_json::Value {
+        let limits = Limits {
+            max_points: u64::MAX,
+            now: i64::MAX,
+        };
+        serde_json::from_str(&run(store, q, &limits).unwrap().json).unwrap()
+    }
+
+    fn kinds() -> impl Strategy<Value = RangeKind> {
+        prop_oneof![
+            Just(RangeKind::Sum),
+            Just(RangeKind::Count),
+            Just(RangeKind::Min),
+            Just(RangeKind::Max),
+            Just(RangeKind::Avg),
+            Just(RangeKind::First),
+            Just(RangeKind::Last),
+        ]
+    }
+
+    fn series() -> impl Strategy<Value = Vec<Vec<(i64, i64, bool)>>> {
+        prop::collection::vec(
+            prop::collection::vec((-20i64..200, -5i64..5, any::<bool>()), 0..30),
+            1..4,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Folding each series into the ranges gives what merging the series by time
+        /// and aggregating the merged stream gives (the merged path runs when a limit is set).
+        #[test]
+        fn folding_equals_merging(
+            data in series(),
+            kind in kinds(),
+            width in 1i64..40,
+            start in -30i64..60,
+            len in 0i64..250,
+            align in any::<bool>(),
+            align_start in any::<bool>(),
+            desc in any::<bool>(),
+            by_value in any::<bool>(),
+        ) {
+            let (_dir, store) = store_with(&data);
+            let end = start + len;
+            let spec = RangeSpec {
+                kind,
+                sampling: Sampling { value: width, unit: Unit::Milliseconds },
+                align_sampling: align,
+                align_start_time: align_start,
+                align_end_time: false,
+                start_time: start,
+                end_time: end,
+                tz: Tz::Utc,
+                trim: false,
+            };
+            let mut m = MetricQuery::raw("m");
+            m.aggregators = vec![AggSpec::Range(spec)];
+            m.order = if desc { Order::Desc } else { Order::Asc };
+            if by_value {
+                m.group_by = vec![group_by::GroupBySpec::Value(3)];
+            }
+            let folded = run_json(&store, &query(m.clone(), start, end));
+            m.limit = Some(usize::MAX);
+            let merged = run_json(&store, &query(m, start, end));
+            prop_assert_eq!(folded, merged);
+        }
+
+        /// A raw query returns every stored point in range, ordered by (time, value),
+        /// reversed for desc, cut at the limit; sample_size counts all of them.
+        #[test]
+        fn raw_queries_equal_sorting_everything(
+            data in series(),
+            start in -30i64..60,
+            len in 0i64..250,
+            desc in any::<bool>(),
+            limit in proptest::option::of(1usize..20),
+        ) {
+            let (_dir, store) = store_with(&data);
+            let end = start + len;
+            let mut m = MetricQuery::raw("m");
+            m.order = if desc { Order::Desc } else { Order::Asc };
+            m.limit = limit;
+            let got = run_json(&store, &query(m, start, end));
+            // The reference: last write per (series, ts), filtered, sorted, cut.
+            let mut all: Vec<(i64, f64)> = Vec::new();
+            for pts in &data {
+                let mut last = std::collections::BTreeMap::new();
+                for &(ts, v, d) in pts {
+                    last.insert(ts, if d { v as f64 + 0.5 } else { v as f64 });
+                }
+                all.extend(last.into_iter().filter(|(ts, _)| *ts >= start && *ts <= end));
+            }
+            let sample = all.len();
+            all.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            if desc {
+                all.reverse();
+            }
+            all.truncate(limit.unwrap_or(usize::MAX));
+            let q = &got["queries"][0];
+            prop_assert_eq!(q["sample_size"].as_u64().unwrap() as usize, sample);
+            let values: Vec<(i64, f64)> = q["results"][0]["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p[0].as_i64().unwrap(), p[1].as_f64().unwrap()))
+                .collect();
+            prop_assert_eq!(values, all);
+        }
+    }
+
+    #[test]
+    fn the_point_budget_counts_every_metric_and_says_how_far_it_got() {
+        let (_dir, store) = store_with(&[(0..10).map(|t| (t, 1, false)).collect()]);
+        let mut q = query(MetricQuery::raw("m"), 0, 100);
+        q.metrics.push(MetricQuery::raw("m"));
+        let limits = Limits { max_points: 15, now: 0 };
+        let err = run(&store, &q, &limits).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("query.metric[1] would read more than 15 data points"),
+            "{text}"
+        );
+        assert!(text.contains("had read 20 points"), "{text}");
+        let limits = Limits { max_points: 20, now: 0 };
+        assert!(run(&store, &q, &limits).is_ok());
+    }
+}
