@@ -152,3 +152,50 @@ async fn save(ctx: &HttpContext, answer: &Answer) -> Result<(), Resp> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServerType;
+    use crate::ingest::IngestHandle;
+    use crate::metrics::Metrics;
+    use crate::storage::Store;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_query_that_finds_no_turn_in_time_gets_503() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let (ingest, _rx) = IngestHandle::new(100, Arc::clone(&metrics));
+        let ctx = HttpContext {
+            store: Arc::new(Store::open(dir.path(), 7_200_000).unwrap()),
+            ingest,
+            metrics,
+            max_body_bytes: 1 << 20,
+            ack_timeout: Duration::from_secs(1),
+            query_max_points: 1000,
+            version: "test".into(),
+            query_slots: HttpContext::query_slots(1),
+            query_slots_total: 1,
+            query_queue_timeout: Duration::from_millis(20),
+            server_type: ServerType {
+                ingest: true,
+                query: true,
+                delete: true,
+            },
+        };
+        let running = turn(&ctx).await.expect("the only turn is free");
+        let r = turn(&ctx).await.expect_err("no second turn");
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers().get(header::RETRY_AFTER).unwrap(), "1");
+        assert_eq!(ctx.metrics.queries_rejected.load(Relaxed), 1);
+        // A waiting query gets the turn as soon as the running one ends.
+        let waiter = async { turn(&ctx).await.is_ok() };
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            drop(running);
+        };
+        let (ok, ()) = tokio::join!(waiter, release);
+        assert!(ok);
+    }
+}

@@ -48,7 +48,8 @@ pub struct Answer {
     pub json: String,
     /// Points for `save_as` to write.
     pub saved: Vec<Saved>,
-    /// Points decoded from storage (the points-scanned self-metric).
+    /// Points decoded from chunks plus the staged points of the selected series (the
+    /// points-scanned self-metric).
     pub points_scanned: u64,
 }
 
@@ -124,7 +125,7 @@ pub fn run(store: &Store, query: &Query, limits: &Limits) -> Result<Answer, Quer
     Ok(Answer {
         json,
         saved,
-        points_scanned: reader.decoded(),
+        points_scanned: reader.decoded() + staged.len() as u64,
     })
 }
 
@@ -165,7 +166,7 @@ pub fn tags(store: &Store, query: &Query) -> Result<Answer, QueryError> {
     Ok(Answer {
         json,
         saved: Vec::new(),
-        points_scanned: reader.decoded(),
+        points_scanned: reader.decoded() + staged.len() as u64,
     })
 }
 

@@ -43,6 +43,15 @@ impl Staged {
         Ok(Staged { by_series })
     }
 
+    /// Staged points the query selected (they count as scanned).
+    pub fn len(&self) -> usize {
+        self.by_series.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_series.is_empty()
+    }
+
     pub fn of(&self, id: SeriesId) -> &[(i64, Value)] {
         self.by_series.get(&id).map_or(&[], Vec::as_slice)
     }
