@@ -84,6 +84,9 @@ pub struct Writer {
     sort_heads: Vec<usize>,
 }
 
+/// Most tag-index look-ups a delete spends finding tag names and values no longer used.
+const MAX_NAME_CHECKS: usize = 100_000;
+
 /// Most distinct names the writer remembers as stored (see `Writer::known_names`).
 const MAX_KNOWN_NAMES: usize = 1 << 20;
 
@@ -449,11 +452,7 @@ impl Writer {
         if removed.is_empty() {
             return Ok(summary);
         }
-        let left = self.store.view().series_of_metric(&spec.metric)?.len();
-        let mut names = Vec::new();
-        if left == removed.len() {
-            names.push(keys::name_key(NameKind::Metric, &spec.metric));
-        }
+        let names = self.unused_names(&spec.metric, &removed)?;
         self.store.remove_series(&removed, &names, self.config.sync)?;
         for (_, _, _, key) in &removed {
             self.series.remove(key.as_slice());
@@ -462,6 +461,70 @@ impl Writer {
         self.known_names.clear();
         summary.series_removed = removed.len();
         Ok(summary)
+    }
+
+    /// The `names` entries nothing uses once `removed` (series of `metric`) are gone:
+    /// the metric if it has no series left, and tag names and values no other series
+    /// carries. Tag names and values are global, so finding out costs a look-up per
+    /// metric (and per tag name, for values); past [`MAX_NAME_CHECKS`] look-ups they
+    /// are left listed rather than stalling ingest, which is harmless.
+    fn unused_names(
+        &self,
+        metric: &str,
+        removed: &[(SeriesId, String, crate::storage::Tags, Vec<u8>)],
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let view = self.store.view();
+        let gone: HashSet<SeriesId> = removed.iter().map(|r| r.0).collect();
+        let mut names = Vec::new();
+        let left = view.series_of_metric(metric)?.len();
+        if left <= removed.len() {
+            names.push(keys::name_key(NameKind::Metric, metric));
+        }
+        let mut tag_names = std::collections::BTreeSet::new();
+        let mut tag_values = std::collections::BTreeSet::new();
+        for (_, _, tags, _) in removed {
+            for (k, v) in tags {
+                tag_names.insert(k.as_str());
+                tag_values.insert(v.as_str());
+            }
+        }
+        let metrics = view.names(NameKind::Metric, "")?;
+        let all_tag_names = view.names(NameKind::TagName, "")?;
+        let checks = metrics.len() * (tag_names.len() + tag_values.len() * all_tag_names.len());
+        if checks > MAX_NAME_CHECKS {
+            tracing::info!(
+                checks,
+                "tag names and values of deleted series stay listed (too many to check)"
+            );
+            return Ok(names);
+        }
+        for k in tag_names {
+            let mut used = false;
+            for m in &metrics {
+                if view.tag_index_has_other(&keys::tag_index_prefix(m, k, None), &gone)? {
+                    used = true;
+                    break;
+                }
+            }
+            if !used {
+                names.push(keys::name_key(NameKind::TagName, k));
+            }
+        }
+        for v in tag_values {
+            let mut used = false;
+            'metrics: for m in &metrics {
+                for k in &all_tag_names {
+                    if view.tag_index_has_other(&keys::tag_index_prefix(m, k, Some(v)), &gone)? {
+                        used = true;
+                        break 'metrics;
+                    }
+                }
+            }
+            if !used {
+                names.push(keys::name_key(NameKind::TagValue, v));
+            }
+        }
+        Ok(names)
     }
 
     /// The id of series `key`, allocating it (and writing its dictionary and index

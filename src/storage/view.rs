@@ -126,6 +126,21 @@ impl<'a> View<'a> {
         Ok(out)
     }
 
+    /// Whether a `tag_index` entry under `prefix` belongs to a series not in `except`.
+    pub fn tag_index_has_other(&self, prefix: &[u8], except: &HashSet<SeriesId>) -> Result<bool, StoreError> {
+        let mut found = false;
+        self.scan_prefix(CF_TAG_INDEX, prefix, |k, _| {
+            let id = k
+                .len()
+                .checked_sub(8)
+                .and_then(|at| <[u8; 8]>::try_from(&k[at..]).ok())
+                .map(u64::from_be_bytes);
+            found = id.is_none_or(|id| !except.contains(&id));
+            !found
+        })?;
+        Ok(found)
+    }
+
     /// The metric and tags of series `id`.
     pub fn series_by_id(&self, id: SeriesId) -> Result<Option<(String, Tags)>, StoreError> {
         match self
