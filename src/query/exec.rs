@@ -17,6 +17,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use kairos_protocols::Value;
 
@@ -25,15 +27,18 @@ use super::aggregators::save_as::Saved;
 use super::aggregators::{AggSpec, Chain, ChainError, GroupContext, Pt, Val};
 use super::group_by::GroupBySpec;
 use super::json;
-use super::plan::{MetricPlan, PlannedGroup};
+use super::plan::{MetricPlan, PlannedGroup, SeriesInfo};
 use super::request::{MetricQuery, Order};
 use super::scan::{SeriesCursor, Staged};
 use crate::storage::view::PointReader;
-use crate::storage::StoreError;
+use crate::storage::{StoreError, View};
 
 /// The state one query shares across its metrics.
 pub struct ExecCtx<'a, 'v> {
+    pub view: &'v View<'v>,
     pub reader: &'a mut PointReader<'v>,
+    /// Points decoded by readers other than `reader` (parallel folds).
+    pub decoded_elsewhere: u64,
     pub staged: &'a Staged,
     pub start: i64,
     pub end: i64,
@@ -90,21 +95,6 @@ pub struct MetricOutput {
 struct Budget {
     series_read: usize,
     series_total: usize,
-}
-
-impl ExecCtx<'_, '_> {
-    fn charge(&mut self, n: usize, sample: &mut u64, b: &Budget) -> Result<(), ExecError> {
-        self.read += n as u64;
-        *sample += n as u64;
-        if self.read > self.max_points {
-            return Err(ExecError::TooManyPoints {
-                read: self.read,
-                series_read: b.series_read,
-                series_total: b.series_total,
-            });
-        }
-        Ok(())
-    }
 }
 
 pub fn run_metric(ctx: &mut ExecCtx<'_, '_>, m: &MetricQuery, plan: &MetricPlan) -> Result<MetricOutput, ExecError> {
@@ -234,7 +224,7 @@ fn render_group_by(m: &MetricQuery, non_tag: &[&GroupBySpec], ids: &[i32], group
 /// a series landing in the same range.
 #[derive(Default)]
 struct RangeTable {
-    slots: HashMap<i64, usize>,
+    slots: HashMap<i64, usize, foldhash::fast::RandomState>,
     accs: Vec<(i64, RangeAcc)>,
     last: Option<(i64, usize)>,
 }
@@ -258,6 +248,108 @@ impl RangeTable {
     }
 }
 
+/// The point budget shared by the threads folding one group.
+struct SharedBudget {
+    read: AtomicU64,
+    max: u64,
+    series_read: AtomicUsize,
+    series_total: usize,
+}
+
+impl SharedBudget {
+    fn charge(&self, n: usize) -> Result<(), ExecError> {
+        let read = self.read.fetch_add(n as u64, Relaxed) + n as u64;
+        if read > self.max {
+            return Err(ExecError::TooManyPoints {
+                read,
+                series_read: self.series_read.load(Relaxed),
+                series_total: self.series_total,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What one reader folded from its share of a group's series.
+#[derive(Default)]
+struct FoldPart {
+    subs: Vec<Sub<RangeTable>>,
+    index: HashMap<Vec<i32>, usize>,
+    union: BTreeMap<String, BTreeSet<String>>,
+    sample: u64,
+}
+
+/// Shared inputs of the fold of one group.
+struct FoldInput<'a> {
+    staged: &'a Staged,
+    start: i64,
+    end: i64,
+    spec: &'a RangeSpec,
+    non_tag: &'a [&'a GroupBySpec],
+    desc: bool,
+    budget: &'a SharedBudget,
+}
+
+/// Folds `series` into per-range accumulators with `reader`.
+fn fold_series(reader: &mut PointReader<'_>, series: &[SeriesInfo], f: &FoldInput<'_>) -> Result<FoldPart, ExecError> {
+    let mut part = FoldPart::default();
+    let (desc, kind, non_tag) = (f.desc, &f.spec.kind, f.non_tag);
+    let width = reader.bucket_width();
+    let mut ranges = Ranges::new(f.spec);
+    let mut batch = Vec::new();
+    let subs = &mut part.subs;
+    for s in series {
+        let mut cursor = SeriesCursor::new(s.id, f.start, f.end, false, width, f.staged.of(s.id));
+        let mut had = false;
+        while cursor.next_batch(reader, &mut batch)? {
+            had = true;
+            part.sample += batch.len() as u64;
+            f.budget.charge(batch.len())?;
+            if non_tag.is_empty() {
+                if subs.is_empty() {
+                    let p = (batch[0].0, Val::from(batch[0].1));
+                    sub_of(subs, &mut part.index, non_tag, f.start, p, desc, RangeTable::default);
+                }
+                let sub = &mut subs[0];
+                let (lo, hi) = (batch[0], batch[batch.len() - 1]);
+                for p in [lo, hi] {
+                    let key = (p.0, value_key(Val::from(p.1)));
+                    if (desc && key > sub.first) || (!desc && key < sub.first) {
+                        sub.first = key;
+                    }
+                }
+                // Runs of points in one range go into its accumulator in one call.
+                let mut i = 0;
+                while i < batch.len() {
+                    let (idx, end) = ranges.locate(batch[i].0);
+                    let n = batch[i..].partition_point(|p| p.0 < end).max(1);
+                    sub.state.slot(idx).add_run(kind, desc, &batch[i..i + n]);
+                    i += n;
+                }
+            } else {
+                for &(ts, v) in &batch {
+                    let p = (ts, Val::from(v));
+                    let i = sub_of(subs, &mut part.index, non_tag, f.start, p, desc, RangeTable::default);
+                    let idx = ranges.index(ts);
+                    subs[i].state.slot(idx).add(kind, desc, p);
+                }
+            }
+        }
+        f.budget.series_read.fetch_add(1, Relaxed);
+        if had {
+            add_tags(&mut part.union, &s.tags);
+        }
+    }
+    Ok(part)
+}
+
+/// Readers to fold a group of `series` with: one per core (at most 4) for groups
+/// large enough that a thread pays for itself.
+fn fold_threads(series: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.min(4).min(series / 64).max(1)
+}
+
 fn fold_group(
     ctx: &mut ExecCtx<'_, '_>,
     m: &MetricQuery,
@@ -268,50 +360,80 @@ fn fold_group(
     budget: &mut Budget,
 ) -> Result<Vec<GroupOutput>, ExecError> {
     let desc = m.order == Order::Desc;
-    let width = ctx.reader.bucket_width();
-    let mut ranges = Ranges::new(spec);
-    let mut subs: Vec<Sub<RangeTable>> = Vec::new();
-    let mut index = HashMap::new();
-    let mut union = BTreeMap::new();
-    let mut batch = Vec::new();
-    let kind = &spec.kind;
-    for series in &group.series {
-        let mut cursor = SeriesCursor::new(series.id, ctx.start, ctx.end, false, width, ctx.staged.of(series.id));
-        let mut had = false;
-        while cursor.next_batch(ctx.reader, &mut batch)? {
-            had = true;
-            ctx.charge(batch.len(), sample, budget)?;
-            if non_tag.is_empty() {
-                if subs.is_empty() {
-                    let p = (batch[0].0, Val::from(batch[0].1));
-                    sub_of(&mut subs, &mut index, non_tag, ctx.start, p, desc, RangeTable::default);
-                }
-                let sub = &mut subs[0];
-                let (lo, hi) = (batch[0], batch[batch.len() - 1]);
-                for p in [lo, hi] {
-                    let key = (p.0, value_key(Val::from(p.1)));
-                    if (desc && key > sub.first) || (!desc && key < sub.first) {
-                        sub.first = key;
-                    }
-                }
-                for &(ts, v) in &batch {
-                    let idx = ranges.index(ts);
-                    sub.state.slot(idx).add(kind, desc, (ts, Val::from(v)));
-                }
+    let shared = SharedBudget {
+        read: AtomicU64::new(ctx.read),
+        max: ctx.max_points,
+        series_read: AtomicUsize::new(budget.series_read),
+        series_total: budget.series_total,
+    };
+    let input = FoldInput {
+        staged: ctx.staged,
+        start: ctx.start,
+        end: ctx.end,
+        spec,
+        non_tag,
+        desc,
+        budget: &shared,
+    };
+    let threads = fold_threads(group.series.len());
+    let parts: Vec<Result<FoldPart, ExecError>> = if threads == 1 {
+        vec![fold_series(ctx.reader, &group.series, &input)]
+    } else {
+        let view = ctx.view;
+        let per = group.series.len().div_ceil(threads);
+        let input = &input;
+        let done: Vec<(Result<FoldPart, ExecError>, u64)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = group
+                .series
+                .chunks(per)
+                .map(|share| {
+                    scope.spawn(move || {
+                        let mut reader = view.points();
+                        let part = fold_series(&mut reader, share, input);
+                        (part, reader.decoded())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a fold thread panicked"))
+                .collect()
+        });
+        ctx.decoded_elsewhere += done.iter().map(|(_, d)| d).sum::<u64>();
+        done.into_iter().map(|(p, _)| p).collect()
+    };
+    ctx.read = shared.read.load(Relaxed);
+    budget.series_read = shared.series_read.load(Relaxed);
+    let mut merged = FoldPart::default();
+    for part in parts {
+        let part = part?;
+        merged.sample += part.sample;
+        for (k, vs) in part.union {
+            merged.union.entry(k).or_default().extend(vs);
+        }
+        for sub in part.subs {
+            let found = if non_tag.is_empty() {
+                (!merged.subs.is_empty()).then_some(0)
             } else {
-                for &(ts, v) in &batch {
-                    let p = (ts, Val::from(v));
-                    let i = sub_of(&mut subs, &mut index, non_tag, ctx.start, p, desc, RangeTable::default);
-                    let idx = ranges.index(ts);
-                    subs[i].state.slot(idx).add(kind, desc, p);
-                }
+                merged.index.get(&sub.ids).copied()
+            };
+            let Some(i) = found else {
+                merged.index.insert(sub.ids.clone(), merged.subs.len());
+                merged.subs.push(sub);
+                continue;
+            };
+            let target = &mut merged.subs[i];
+            if (desc && sub.first > target.first) || (!desc && sub.first < target.first) {
+                target.first = sub.first;
+            }
+            for (idx, acc) in &sub.state.accs {
+                target.state.slot(*idx).merge(&spec.kind, desc, acc);
             }
         }
-        budget.series_read += 1;
-        if had {
-            add_tags(&mut union, &series.tags);
-        }
     }
+    *sample += merged.sample;
+    let FoldPart { mut subs, union, .. } = merged;
+    let ranges = Ranges::new(spec);
     if subs.is_empty() {
         return Ok(Vec::new());
     }
@@ -339,7 +461,7 @@ fn fold_group(
         }
         for (idx, acc) in accs.iter_mut() {
             emitted.clear();
-            acc.emit(spec, ranges.bounds(*idx), &mut emitted);
+            acc.emit(spec, desc, ranges.bounds(*idx), &mut emitted);
             for &p in &emitted {
                 chain.push(p, &mut values)?;
             }

@@ -87,7 +87,9 @@ pub fn run(store: &Store, query: &Query, limits: &Limits) -> Result<Answer, Quer
     let staged = Staged::load(&view, &ids, query.start, query.end)?;
     let mut reader = view.points();
     let mut ctx = ExecCtx {
+        view: &view,
         reader: &mut reader,
+        decoded_elsewhere: 0,
         staged: &staged,
         start: query.start,
         end: query.end,
@@ -121,11 +123,12 @@ pub fn run(store: &Store, query: &Query, limits: &Limits) -> Result<Answer, Quer
     }
     json.push_str("]}");
     let saved = std::mem::take(&mut ctx.saved);
+    let elsewhere = ctx.decoded_elsewhere;
     drop(ctx);
     Ok(Answer {
         json,
         saved,
-        points_scanned: reader.decoded() + staged.len() as u64,
+        points_scanned: reader.decoded() + elsewhere + staged.len() as u64,
     })
 }
 
@@ -336,6 +339,63 @@ mod tests {
                 .collect();
             prop_assert_eq!(values, all);
         }
+    }
+
+    /// Enough series that the fold runs on several threads: still what a merge gives.
+    #[test]
+    fn parallel_folds_equal_merging() {
+        let data: Vec<Vec<(i64, i64, bool)>> = (0..300i64)
+            .map(|s| {
+                (0..12)
+                    .map(|i| ((s * 37 + i * 53) % 400, (s * i) % 11 - 5, (s + i) % 3 == 0))
+                    .collect()
+            })
+            .collect();
+        let (_dir, store) = store_with(&data);
+        assert!(exec_threads(300) > 1 || std::thread::available_parallelism().map_or(1, |n| n.get()) == 1);
+        let kinds = [
+            RangeKind::Sum,
+            RangeKind::Count,
+            RangeKind::Min,
+            RangeKind::Max,
+            RangeKind::Avg,
+            RangeKind::First,
+            RangeKind::Last,
+            RangeKind::Percentile(0.25),
+        ];
+        for kind in kinds {
+            for desc in [false, true] {
+                let spec = RangeSpec {
+                    kind: kind.clone(),
+                    sampling: Sampling {
+                        value: 30,
+                        unit: Unit::Milliseconds,
+                    },
+                    align_sampling: false,
+                    align_start_time: false,
+                    align_end_time: false,
+                    start_time: 0,
+                    end_time: 500,
+                    tz: Tz::Utc,
+                    trim: false,
+                };
+                let mut m = MetricQuery::raw("m");
+                m.aggregators = vec![AggSpec::Range(spec)];
+                m.order = if desc { Order::Desc } else { Order::Asc };
+                let folded = run_json(&store, &query(m.clone(), 0, 500));
+                m.limit = Some(usize::MAX);
+                let merged = run_json(&store, &query(m, 0, 500));
+                assert_eq!(folded, merged, "{kind:?} desc={desc}");
+            }
+        }
+    }
+
+    fn exec_threads(series: usize) -> usize {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4)
+            .min(series / 64)
+            .max(1)
     }
 
     #[test]

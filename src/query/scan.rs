@@ -17,7 +17,7 @@ use crate::storage::{StoreError, View};
 /// time with the last write to a timestamp kept.
 #[derive(Default)]
 pub struct Staged {
-    by_series: HashMap<SeriesId, Vec<(i64, Value)>>,
+    by_series: HashMap<SeriesId, Vec<(i64, Value)>, foldhash::fast::RandomState>,
 }
 
 impl Staged {
@@ -158,6 +158,13 @@ impl<'s> SeriesCursor<'s> {
             let (start, end) = (self.start, self.end);
             let in_range = |p: &&(i64, Value)| p.0 >= start && p.0 <= end;
             match (from_chunk, staged_here.is_empty()) {
+                // The whole chunk is in range (the common case): hand it over as it is.
+                (true, true)
+                    if self.chunk.first().is_some_and(|p| p.0 >= start)
+                        && self.chunk.last().is_some_and(|p| p.0 <= end) =>
+                {
+                    std::mem::swap(out, &mut self.chunk)
+                }
                 (true, true) => out.extend(self.chunk.iter().filter(in_range)),
                 (false, _) => out.extend(staged_here.iter().filter(in_range)),
                 (true, false) => overlay(&self.chunk, staged_here, start, end, out),

@@ -1020,6 +1020,52 @@ fn decode_into(bytes: &[u8], out: &mut Vec<(i64, Value)>) -> Result<(), ChunkErr
         }
     }
 
+    // One value type (the usual chunk): every slot in order, no bitmap to consult.
+    if bitmap.is_none() {
+        if nl > 0 {
+            let mut v = first_long;
+            points[0].1 = Value::Long(v);
+            let mut i = 1;
+            if let Some(plan) = &long_plan {
+                plan.read(&mut r, nl - 1, |x| {
+                    v = v.wrapping_add(x);
+                    if let Some(s) = points.get_mut(i) {
+                        s.1 = Value::Long(v);
+                    }
+                    i += 1;
+                });
+            }
+        } else {
+            match scale {
+                Some(e) => {
+                    let div = POW10[e];
+                    let mut m = first_double as i64;
+                    points[0].1 = Value::Double(m as f64 / div);
+                    let mut i = 1;
+                    if let Some(plan) = &double_plan {
+                        plan.read(&mut r, nd - 1, |x| {
+                            m = m.wrapping_add(x);
+                            if let Some(s) = points.get_mut(i) {
+                                s.1 = Value::Double(m as f64 / div);
+                            }
+                            i += 1;
+                        });
+                    }
+                }
+                None => {
+                    points[0].1 = Value::Double(f64::from_bits(first_double));
+                    let mut i = 1;
+                    read_xor(&mut r, first_double, nd - 1, |b| {
+                        if let Some(s) = points.get_mut(i) {
+                            s.1 = Value::Double(f64::from_bits(b));
+                        }
+                        i += 1;
+                    })?;
+                }
+            }
+        }
+        return r.finish();
+    }
     if nl > 0 {
         let mut slots = points
             .iter_mut()

@@ -112,6 +112,29 @@ impl Ranges {
         idx
     }
 
+    /// The range of `ts` and the first timestamp after `ts` that lies in another range
+    /// (so a time-sorted run of points up to it shares the range).
+    #[inline]
+    pub fn locate(&mut self, ts: i64) -> (i64, i64) {
+        if ts < self.origin {
+            // Before the origin KairosDB's truncating division makes odd ranges: one
+            // point at a time.
+            return (self.index(ts), ts.saturating_add(1));
+        }
+        if let Some(w) = self.fixed {
+            if let (Some(d), Ok(w64)) = (ts.checked_sub(self.origin), i64::try_from(w)) {
+                let idx = d / w64;
+                let end = self.origin.saturating_add((idx + 1).saturating_mul(w64));
+                return (idx, end);
+            }
+            let idx = self.index(ts);
+            return (idx, self.bounds(idx).1);
+        }
+        let idx = self.index(ts);
+        let end = self.cache.map_or(ts.saturating_add(1), |c| c.1);
+        (idx, end.max(ts.saturating_add(1)))
+    }
+
     /// `[start, end)` of range `idx`.
     pub fn bounds(&self, idx: i64) -> (i64, i64) {
         if let Some(w) = self.fixed {
@@ -151,23 +174,55 @@ fn before(a: Pt, b: Pt, desc: bool) -> bool {
 }
 
 /// What one range has seen.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RangeAcc {
     /// Every point, nulls included.
     pub n: u64,
     num: u64,
+    min_ts: i64,
+    max_ts: i64,
     sum: f64,
     comp: f64,
     min: f64,
     max: f64,
     mean: f64,
     m2: f64,
+    /// first, second and last in stream order (kept for first, last, least_squares).
     first: Option<Pt>,
     second: Option<Pt>,
     last: Option<Pt>,
     values: Vec<f64>,
     lsq_x0: i64,
     lsq: [f64; 4],
+}
+
+impl Default for RangeAcc {
+    fn default() -> Self {
+        RangeAcc {
+            n: 0,
+            num: 0,
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+            sum: 0.0,
+            comp: 0.0,
+            min: 0.0,
+            max: 0.0,
+            mean: 0.0,
+            m2: 0.0,
+            first: None,
+            second: None,
+            last: None,
+            values: Vec::new(),
+            lsq_x0: 0,
+            lsq: [0.0; 4],
+        }
+    }
+}
+
+/// Whether a kind needs the points' (time, value) order, not just their values.
+#[inline]
+fn ordered(kind: &RangeKind) -> bool {
+    matches!(kind, RangeKind::First | RangeKind::Last | RangeKind::LeastSquares)
 }
 
 impl RangeAcc {
@@ -178,9 +233,32 @@ impl RangeAcc {
         self.values.clear();
     }
 
+    /// Neumaier's compensated sum: the same result whatever the order.
+    #[inline(always)]
+    fn sum_in(&mut self, x: f64) {
+        let t = self.sum + x;
+        if self.sum.abs() >= x.abs() {
+            self.comp += (self.sum - t) + x;
+        } else {
+            self.comp += (x - t) + self.sum;
+        }
+        self.sum = t;
+    }
+
     #[inline]
     pub fn add(&mut self, kind: &RangeKind, desc: bool, p: Pt) {
         self.n += 1;
+        self.min_ts = self.min_ts.min(p.0);
+        self.max_ts = self.max_ts.max(p.0);
+        if ordered(kind) {
+            self.track(desc, p);
+        }
+        let Some(x) = p.1.as_f64() else { return };
+        self.num += 1;
+        self.fold_value(kind, p.0, x);
+    }
+
+    fn track(&mut self, desc: bool, p: Pt) {
         match self.first {
             None => {
                 self.first = Some(p);
@@ -198,19 +276,12 @@ impl RangeAcc {
                 }
             }
         }
-        let Some(x) = p.1.as_f64() else { return };
-        self.num += 1;
+    }
+
+    #[inline(always)]
+    fn fold_value(&mut self, kind: &RangeKind, ts: i64, x: f64) {
         match kind {
-            RangeKind::Sum | RangeKind::Avg => {
-                // Neumaier's compensated sum: the same result whatever the order.
-                let t = self.sum + x;
-                if self.sum.abs() >= x.abs() {
-                    self.comp += (self.sum - t) + x;
-                } else {
-                    self.comp += (x - t) + self.sum;
-                }
-                self.sum = t;
-            }
+            RangeKind::Sum | RangeKind::Avg => self.sum_in(x),
             RangeKind::Min => self.min = if self.num == 1 { x } else { self.min.min(x) },
             RangeKind::Max => self.max = if self.num == 1 { x } else { self.max.max(x) },
             RangeKind::Dev { .. } => {
@@ -221,9 +292,9 @@ impl RangeAcc {
             RangeKind::Percentile(_) => self.values.push(x),
             RangeKind::LeastSquares => {
                 if self.num == 1 {
-                    self.lsq_x0 = p.0;
+                    self.lsq_x0 = ts;
                 }
-                let dx = (p.0 as i128 - self.lsq_x0 as i128) as f64;
+                let dx = (ts as i128 - self.lsq_x0 as i128) as f64;
                 self.lsq[0] += dx;
                 self.lsq[1] += x;
                 self.lsq[2] += dx * dx;
@@ -233,9 +304,120 @@ impl RangeAcc {
         }
     }
 
-    /// The range's output points. `bounds` is the range's `[start, end)`.
-    pub fn emit(&mut self, spec: &RangeSpec, bounds: (i64, i64), out: &mut Vec<Pt>) {
-        let Some(first) = self.first else { return };
+    /// Adds a run of stored points (time-sorted, one series, all in this range): the
+    /// folding engine's inner loop.
+    #[inline]
+    pub fn add_run(&mut self, kind: &RangeKind, desc: bool, run: &[(i64, kairos_protocols::Value)]) {
+        let (Some(lo), Some(hi)) = (run.first(), run.last()) else {
+            return;
+        };
+        if ordered(kind) {
+            for &(ts, v) in run {
+                self.add(kind, desc, (ts, v.into()));
+            }
+            return;
+        }
+        self.n += run.len() as u64;
+        self.min_ts = self.min_ts.min(lo.0);
+        self.max_ts = self.max_ts.max(hi.0);
+        let value = |v: &kairos_protocols::Value| match *v {
+            kairos_protocols::Value::Long(l) => l as f64,
+            kairos_protocols::Value::Double(d) => d,
+        };
+        match kind {
+            RangeKind::Count => self.num += run.len() as u64,
+            RangeKind::Sum | RangeKind::Avg => {
+                for (_, v) in run {
+                    self.sum_in(value(v));
+                }
+                self.num += run.len() as u64;
+            }
+            RangeKind::Min | RangeKind::Max => {
+                let it = run.iter().map(|(_, v)| value(v));
+                let m = if *kind == RangeKind::Min {
+                    it.fold(f64::INFINITY, f64::min)
+                } else {
+                    it.fold(f64::NEG_INFINITY, f64::max)
+                };
+                self.num += run.len() as u64;
+                if self.num == run.len() as u64 {
+                    (self.min, self.max) = (m, m);
+                } else if *kind == RangeKind::Min {
+                    self.min = self.min.min(m);
+                } else {
+                    self.max = self.max.max(m);
+                }
+            }
+            _ => {
+                for &(ts, ref v) in run {
+                    self.num += 1;
+                    self.fold_value(kind, ts, value(v));
+                }
+            }
+        }
+    }
+
+    /// Folds `other` (the same range, seen by another reader) into this accumulator,
+    /// with the result of having seen both sets of points.
+    pub fn merge(&mut self, kind: &RangeKind, desc: bool, other: &RangeAcc) {
+        if other.n == 0 {
+            return;
+        }
+        if self.n == 0 {
+            *self = other.clone();
+            return;
+        }
+        for p in [other.first, other.second, other.last].into_iter().flatten() {
+            self.track(desc, p);
+        }
+        let (na, nb) = (self.num, other.num);
+        self.n += other.n;
+        self.num += other.num;
+        self.min_ts = self.min_ts.min(other.min_ts);
+        self.max_ts = self.max_ts.max(other.max_ts);
+        if nb == 0 {
+            return;
+        }
+        match kind {
+            RangeKind::Sum | RangeKind::Avg => {
+                self.sum_in(other.sum);
+                self.sum_in(other.comp);
+            }
+            RangeKind::Min => self.min = if na == 0 { other.min } else { self.min.min(other.min) },
+            RangeKind::Max => self.max = if na == 0 { other.max } else { self.max.max(other.max) },
+            RangeKind::Dev { .. } => {
+                // Chan et al.'s pairwise update of mean and sum of squared deviations.
+                let n = (na + nb) as f64;
+                let delta = other.mean - self.mean;
+                self.mean += delta * nb as f64 / n;
+                self.m2 += other.m2 + delta * delta * na as f64 * nb as f64 / n;
+            }
+            RangeKind::Percentile(_) => self.values.extend_from_slice(&other.values),
+            RangeKind::LeastSquares => {
+                if na == 0 {
+                    self.lsq_x0 = other.lsq_x0;
+                    self.lsq = other.lsq;
+                    return;
+                }
+                // Re-base the other's sums from its x0 onto ours.
+                let d = (other.lsq_x0 as i128 - self.lsq_x0 as i128) as f64;
+                let [sx, sy, sxx, sxy] = other.lsq;
+                let nbf = nb as f64;
+                self.lsq[0] += sx + nbf * d;
+                self.lsq[1] += sy;
+                self.lsq[2] += sxx + 2.0 * d * sx + nbf * d * d;
+                self.lsq[3] += sxy + d * sy;
+            }
+            RangeKind::Count | RangeKind::First | RangeKind::Last | RangeKind::Gaps => {}
+        }
+    }
+
+    /// The range's output points. `bounds` is the range's `[start, end)`; `desc` says
+    /// which end of the range the stream met first.
+    pub fn emit(&mut self, spec: &RangeSpec, desc: bool, bounds: (i64, i64), out: &mut Vec<Pt>) {
+        if self.n == 0 {
+            return;
+        }
         let aligned = if spec.align_start_time {
             Some(bounds.0)
         } else if spec.align_end_time {
@@ -243,15 +425,21 @@ impl RangeAcc {
         } else {
             None
         };
-        let rt = aligned.unwrap_or(first.0);
+        let first_ts = if desc { self.max_ts } else { self.min_ts };
+        let rt = aligned.unwrap_or(first_ts);
         let num = self.num;
-        let double = |d: f64| Val::Double(d);
+        let double = Val::Double;
         match &spec.kind {
             RangeKind::Count => out.push((rt, Val::Long(self.n as i64))),
-            RangeKind::First => out.push((rt, first.1)),
+            RangeKind::First => {
+                if let Some(first) = self.first {
+                    out.push((rt, first.1));
+                }
+            }
             RangeKind::Last => {
-                let last = self.last.unwrap_or(first);
-                out.push((aligned.unwrap_or(last.0), last.1));
+                if let Some(last) = self.last {
+                    out.push((aligned.unwrap_or(last.0), last.1));
+                }
             }
             _ if num == 0 => {}
             RangeKind::Sum => out.push((rt, double(self.sum + self.comp))),
@@ -275,26 +463,29 @@ impl RangeAcc {
                 self.values.sort_unstable_by(f64::total_cmp);
                 out.push((rt, double(percentile(&self.values, *p))));
             }
-            RangeKind::LeastSquares => match num {
-                1 => out.push(first),
-                2 => {
-                    out.push(first);
-                    if let Some(s) = self.second {
-                        out.push(s);
+            RangeKind::LeastSquares => {
+                let Some(first) = self.first else { return };
+                match num {
+                    1 => out.push(first),
+                    2 => {
+                        out.push(first);
+                        if let Some(s) = self.second {
+                            out.push(s);
+                        }
+                    }
+                    _ => {
+                        let n = num as f64;
+                        let [sx, sy, sxx, sxy] = self.lsq;
+                        let vxx = sxx - sx * sx / n;
+                        let slope = if vxx > 0.0 { (sxy - sx * sy / n) / vxx } else { 0.0 };
+                        let intercept = (sy - slope * sx) / n;
+                        let predict = |t: i64| intercept + slope * (t as i128 - self.lsq_x0 as i128) as f64;
+                        let last = self.last.unwrap_or(first);
+                        out.push((first.0, double(predict(first.0))));
+                        out.push((last.0, double(predict(last.0))));
                     }
                 }
-                _ => {
-                    let n = num as f64;
-                    let [sx, sy, sxx, sxy] = self.lsq;
-                    let vxx = sxx - sx * sx / n;
-                    let slope = if vxx > 0.0 { (sxy - sx * sy / n) / vxx } else { 0.0 };
-                    let intercept = (sy - slope * sx) / n;
-                    let predict = |t: i64| intercept + slope * (t as i128 - self.lsq_x0 as i128) as f64;
-                    let last = self.last.unwrap_or(first);
-                    out.push((first.0, double(predict(first.0))));
-                    out.push((last.0, double(predict(last.0))));
-                }
-            },
+            }
             RangeKind::Gaps => {}
         }
     }
@@ -340,7 +531,7 @@ impl RangeStage {
     fn flush(&mut self, out: &mut Vec<Pt>) {
         if let Some(idx) = self.current.take() {
             let bounds = self.ranges.bounds(idx);
-            self.acc.emit(&self.spec, bounds, out);
+            self.acc.emit(&self.spec, self.desc, bounds, out);
             self.acc.clear();
         }
     }
@@ -642,6 +833,52 @@ mod tests {
         let pts = longs(&[(100 * 60_000, 1), (119 * 60_000, 1), (121 * 60_000, 5)]);
         let out = run(s, &pts);
         assert_eq!(out, vec![(3_600_000, Val::Double(2.0)), (7_200_000, Val::Double(5.0))]);
+    }
+
+    #[test]
+    fn merged_accumulators_equal_one_pass() {
+        let pts: Vec<Pt> = (0..40)
+            .map(|i| (i * 7 % 40, Val::Double(((i * 13) % 17) as f64 - 3.5)))
+            .collect();
+        let kinds = [
+            RangeKind::Sum,
+            RangeKind::Avg,
+            RangeKind::Min,
+            RangeKind::Max,
+            RangeKind::Count,
+            RangeKind::Dev {
+                ret: DevReturn::Value,
+                count: 1,
+            },
+            RangeKind::First,
+            RangeKind::Last,
+            RangeKind::LeastSquares,
+            RangeKind::Percentile(0.3),
+        ];
+        for kind in kinds {
+            for split in [0, 1, 17, 39, 40] {
+                let s = spec(kind.clone(), 1, Unit::Hours);
+                let (mut one, mut a, mut b) = (RangeAcc::default(), RangeAcc::default(), RangeAcc::default());
+                for (i, &p) in pts.iter().enumerate() {
+                    one.add(&kind, false, p);
+                    if i < split {
+                        a.add(&kind, false, p)
+                    } else {
+                        b.add(&kind, false, p)
+                    }
+                }
+                a.merge(&kind, false, &b);
+                let (mut x, mut y) = (Vec::new(), Vec::new());
+                one.emit(&s, false, (0, 1 << 40), &mut x);
+                a.emit(&s, false, (0, 1 << 40), &mut y);
+                assert_eq!(x.len(), y.len(), "{kind:?}");
+                for (p, q) in x.iter().zip(&y) {
+                    assert_eq!(p.0, q.0, "{kind:?} split {split}");
+                    let (p, q) = (p.1.as_f64().unwrap(), q.1.as_f64().unwrap());
+                    assert!((p - q).abs() < 1e-9, "{kind:?} split {split}: {p} vs {q}");
+                }
+            }
+        }
     }
 
     #[test]
