@@ -425,9 +425,9 @@ impl Writer {
     }
 
     /// Applies a delete: promotes everything staged (so the chunks are all there is),
-    /// deletes the points, then removes the series left empty from the dictionary, the
-    /// index and this writer's caches, so a point written afterwards creates the
-    /// series afresh and is visible at once.
+    /// then in one atomic write deletes the points and removes the series left empty
+    /// (dictionary, index, unused names); then forgets them in this writer's caches, so
+    /// a point written afterwards creates the series afresh and is visible at once.
     pub fn delete(&mut self, spec: &DeleteSpec) -> Result<DeleteSummary, StoreError> {
         self.promote()?;
         let series = {
@@ -435,8 +435,8 @@ impl Writer {
             crate::query::plan::select_series(&view, &spec.metric, &spec.tags)?
         };
         let ids: Vec<SeriesId> = series.iter().map(|(id, _)| *id).collect();
-        let outcome = self.store.delete_points(&ids, spec.start, spec.end, self.config.sync)?;
-        let emptied: HashSet<SeriesId> = outcome.emptied.into_iter().collect();
+        let plan = self.store.plan_delete(&ids, spec.start, spec.end)?;
+        let emptied: HashSet<SeriesId> = plan.emptied.iter().copied().collect();
         let removed: Vec<_> = series
             .into_iter()
             .filter(|(id, _)| emptied.contains(id))
@@ -445,21 +445,23 @@ impl Writer {
                 (id, spec.metric.clone(), tags, key)
             })
             .collect();
-        let mut summary = DeleteSummary {
+        let names = if removed.is_empty() {
+            Vec::new()
+        } else {
+            self.unused_names(&spec.metric, &removed)?
+        };
+        self.store.apply_delete(plan, &removed, &names, self.config.sync)?;
+        let summary = DeleteSummary {
             series: ids.len(),
             series_removed: removed.len(),
         };
-        if removed.is_empty() {
-            return Ok(summary);
-        }
-        let names = self.unused_names(&spec.metric, &removed)?;
-        self.store.remove_series(&removed, &names, self.config.sync)?;
         for (_, _, _, key) in &removed {
             self.series.remove(key.as_slice());
         }
-        // Names may have gone with the series; they are written again when next used.
-        self.known_names.clear();
-        summary.series_removed = removed.len();
+        if !removed.is_empty() {
+            // Names may have gone with the series; they are written again when next used.
+            self.known_names.clear();
+        }
         Ok(summary)
     }
 

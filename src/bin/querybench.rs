@@ -52,6 +52,10 @@ struct Args {
     /// Give up waiting for ingest after this many seconds.
     #[arg(long, default_value_t = 900)]
     max_seconds: u64,
+    /// Idle time after loading, so neither daemon is still flushing or compacting
+    /// what it just took in when the timing starts.
+    #[arg(long, default_value_t = 30)]
+    settle_seconds: u64,
 }
 
 const STEP_S: i64 = 10;
@@ -122,7 +126,12 @@ fn main() {
             }),
         );
     }
-    eprintln!("both hold every point; timing {} reps per query", args.reps);
+    eprintln!("both hold every point; settling {} s", args.settle_seconds);
+    std::thread::sleep(Duration::from_secs(args.settle_seconds));
+    if let Some(v) = vm.as_ref() {
+        v.flush();
+    }
+    eprintln!("timing {} reps per query", args.reps);
 
     let k_query =
         |metric: String| format!("{{\"start_absolute\":{start_ms},\"end_absolute\":{end_ms},\"metrics\":[{metric}]}}");

@@ -322,7 +322,14 @@ fn fold_series(reader: &mut PointReader<'_>, series: &[SeriesInfo], f: &FoldInpu
                 let mut i = 0;
                 while i < batch.len() {
                     let (idx, end) = ranges.locate(batch[i].0);
-                    let n = batch[i..].partition_point(|p| p.0 < end).max(1);
+                    // Runs are short (a few points per range) or the whole rest of the
+                    // batch: check the end, else step; a binary search costs more.
+                    let rest = &batch[i..];
+                    let n = if rest[rest.len() - 1].0 < end {
+                        rest.len()
+                    } else {
+                        rest.iter().position(|p| p.0 >= end).unwrap_or(rest.len()).max(1)
+                    };
                     sub.state.slot(idx).add_run(kind, desc, &batch[i..i + n]);
                     i += n;
                 }

@@ -1,5 +1,6 @@
-//! The write API: the only code that builds RocksDB batches. Each method is one atomic
-//! RocksDB write, so a crash leaves either all of it or none of it.
+//! The write API: the only code that builds RocksDB batches. Each method that writes
+//! is one atomic RocksDB write (commit, promote, apply a delete), so a crash leaves
+//! either all of it or none of it.
 //!
 //! The writer thread is the only caller (it owns series-id allocation and the order of
 //! writes); a later fault-injection layer can stand in for these few methods.
@@ -24,12 +25,13 @@ pub struct Promotion<'s> {
     batch: WriteBatch,
 }
 
-/// What [`Store::delete_points`] did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct DeleteOutcome {
-    /// Series that hold no point any more (candidates for [`Store::remove_series`]).
+/// A delete worked out against the store as it is (see [`Store::plan_delete`]);
+/// nothing of it is written until [`Store::apply_delete`].
+pub struct DeletePlan {
+    batch: WriteBatch,
+    /// Series that hold no point once the plan is applied.
     pub emptied: Vec<SeriesId>,
-    /// Stored chunks rewritten or dropped.
+    /// Stored chunks rewritten or dropped because the range cuts them.
     pub chunks_touched: usize,
 }
 
@@ -48,25 +50,22 @@ impl Store {
         }
     }
 
-    /// Deletes the points of `series` with `start <= ts <= end`. Buckets wholly inside
-    /// the range go with a range delete; a bucket the range cuts is read, filtered and
-    /// written back whole (a put replaces every older merge operand, so nothing comes
-    /// back at compaction). Call it with nothing staged for these series: the writer
-    /// promotes first, so the chunks are all there is.
-    pub fn delete_points(
-        &self,
-        series: &[SeriesId],
-        start: i64,
-        end: i64,
-        sync: bool,
-    ) -> Result<DeleteOutcome, StoreError> {
-        let mut out = DeleteOutcome::default();
+    /// Works out deleting the points of `series` with `start <= ts <= end`: buckets
+    /// wholly inside the range go with a range delete; a bucket the range cuts is read,
+    /// filtered and will be written back whole (a put replaces every older merge
+    /// operand, so nothing comes back at compaction). Call it with nothing staged for
+    /// these series (the writer promotes first) and nothing written in between.
+    pub fn plan_delete(&self, series: &[SeriesId], start: i64, end: i64) -> Result<DeletePlan, StoreError> {
+        let mut plan = DeletePlan {
+            batch: WriteBatch::default(),
+            emptied: Vec::new(),
+            chunks_touched: 0,
+        };
         if start > end {
-            return Ok(out);
+            return Ok(plan);
         }
         let width = self.bucket_width() as i128;
         let points = self.cf(CF_POINTS);
-        let mut batch = WriteBatch::default();
         let mut decoded = Vec::new();
         let mut encoded = Vec::new();
         let first = keys::bucket_start(start, self.bucket_width()) as i128;
@@ -78,12 +77,13 @@ impl Store {
         } else {
             last
         };
+        let mut it = self.db.raw_iterator_cf(points);
         for &id in series {
             if full_lo < full_hi {
                 let from = keys::point_key(id, clamp(full_lo));
                 match (full_hi <= i64::MAX as i128).then(|| keys::point_key(id, clamp(full_hi))) {
-                    Some(to) => batch.delete_range_cf(points, from, to),
-                    None => batch.delete_range_cf(points, from.to_vec(), series_end(id)),
+                    Some(to) => plan.batch.delete_range_cf(points, from, to),
+                    None => plan.batch.delete_range_cf(points, from.to_vec(), series_end(id)),
                 }
             }
             let mut partial = vec![first];
@@ -91,6 +91,7 @@ impl Store {
                 partial.push(last);
             }
             partial.retain(|&b| !(full_lo <= b && b < full_hi));
+            let mut left = false;
             for bucket in partial {
                 let key = keys::point_key(id, clamp(bucket));
                 let Some(value) = self.db.get_pinned_cf(points, key)? else {
@@ -103,55 +104,50 @@ impl Store {
                 })?;
                 let before = decoded.len();
                 decoded.retain(|&(ts, _)| ts < start || ts > end);
+                left |= !decoded.is_empty();
                 if decoded.len() == before {
                     continue;
                 }
-                out.chunks_touched += 1;
+                plan.chunks_touched += 1;
                 if decoded.is_empty() {
-                    batch.delete_cf(points, key);
+                    plan.batch.delete_cf(points, key);
                 } else {
                     encoded.clear();
                     chunk::encode(&decoded, &mut encoded);
-                    batch.put_cf(points, key, &encoded);
+                    plan.batch.put_cf(points, key, &encoded);
                 }
             }
-        }
-        self.write(batch, sync)?;
-        for &id in series {
-            if !self.series_has_points(id)? {
-                out.emptied.push(id);
+            // Chunks before the first or after the last bucket the range touches.
+            it.seek(keys::point_key(id, i64::MIN));
+            left |= it
+                .key()
+                .and_then(keys::parse_point_key)
+                .is_some_and(|(s, b)| s == id && (b as i128) < first);
+            it.seek_for_prev(keys::point_key(id, i64::MAX));
+            left |= it
+                .key()
+                .and_then(keys::parse_point_key)
+                .is_some_and(|(s, b)| s == id && (b as i128) > last);
+            it.status()?;
+            if !left {
+                plan.emptied.push(id);
             }
         }
-        Ok(out)
+        Ok(plan)
     }
 
-    /// Whether any chunk of series `id` still holds a point.
-    fn series_has_points(&self, id: SeriesId) -> Result<bool, StoreError> {
-        let mut found = Ok(false);
-        self.view().scan_prefix(CF_POINTS, &id.to_be_bytes(), |_, v| {
-            found = match chunk::count(v) {
-                Ok(0) => return true,
-                Ok(_) => Ok(true),
-                Err(_) => Err(StoreError::Corrupt {
-                    cf: CF_POINTS,
-                    what: "chunk",
-                }),
-            };
-            false
-        })?;
-        found
-    }
-
-    /// Removes `series` entirely: every chunk, the dictionary and index entries, and the
-    /// given `names` entries (the caller decides which names no series uses any more).
-    pub fn remove_series(
+    /// Writes `plan`, the removal of `remove` (series left without points: chunks,
+    /// dictionary and index entries) and of the `names` entries nothing uses any more,
+    /// as one atomic write.
+    pub fn apply_delete(
         &self,
-        series: &[(SeriesId, String, Tags, Vec<u8>)],
+        plan: DeletePlan,
+        remove: &[(SeriesId, String, Tags, Vec<u8>)],
         names: &[Vec<u8>],
         sync: bool,
     ) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::default();
-        for (id, metric, tags, key) in series {
+        let mut batch = plan.batch;
+        for (id, metric, tags, key) in remove {
             batch.delete_range_cf(self.cf(CF_POINTS), id.to_be_bytes().to_vec(), series_end(*id));
             batch.delete_cf(self.cf(CF_SERIES), key);
             batch.delete_cf(self.cf(CF_SERIES_BY_ID), id.to_be_bytes());
