@@ -996,22 +996,23 @@ fn decode_into(bytes: &[u8], out: &mut Vec<(i64, Value)>) -> Result<(), ChunkErr
 
     let mut r = BitReader::new(&bytes[h.pos..]);
     let base = out.len();
-    out.reserve(n);
-    out.push((ts0, Value::Long(0)));
+    out.resize(base + n, (ts0, Value::Long(0)));
+    let points = &mut out[base..];
     if let Some(plan) = &ts_plan {
-        let mut prev = ts0;
-        let mut unordered = false;
-        plan.read(&mut r, n - 1, |x| {
-            let ts = prev.wrapping_add(x);
-            unordered |= ts <= prev;
-            prev = ts;
-            out.push((ts, Value::Long(0)));
+        // State moved into the closure stays in registers (see the values below).
+        let rest = &mut points[1..];
+        let (mut prev, mut i) = (ts0, 0usize);
+        plan.read(&mut r, n - 1, move |x| {
+            prev = prev.wrapping_add(x);
+            if let Some(s) = rest.get_mut(i) {
+                s.0 = prev;
+            }
+            i += 1;
         });
-        if unordered {
+        if !points.windows(2).all(|w| w[0].0 < w[1].0) {
             return Err(ChunkError::Corrupt("timestamps not increasing"));
         }
     }
-    let points = &mut out[base..];
     if let Some(bm) = bitmap {
         for (i, p) in points.iter_mut().enumerate() {
             if bm[i / 8] >> (i % 8) & 1 != 0 {
@@ -1023,13 +1024,13 @@ fn decode_into(bytes: &[u8], out: &mut Vec<(i64, Value)>) -> Result<(), ChunkErr
     // One value type (the usual chunk): every slot in order, no bitmap to consult.
     if bitmap.is_none() {
         if nl > 0 {
-            let mut v = first_long;
-            points[0].1 = Value::Long(v);
-            let mut i = 1;
+            points[0].1 = Value::Long(first_long);
             if let Some(plan) = &long_plan {
-                plan.read(&mut r, nl - 1, |x| {
+                let rest = &mut points[1..];
+                let (mut v, mut i) = (first_long, 0usize);
+                plan.read(&mut r, nl - 1, move |x| {
                     v = v.wrapping_add(x);
-                    if let Some(s) = points.get_mut(i) {
+                    if let Some(s) = rest.get_mut(i) {
                         s.1 = Value::Long(v);
                     }
                     i += 1;
@@ -1039,13 +1040,16 @@ fn decode_into(bytes: &[u8], out: &mut Vec<(i64, Value)>) -> Result<(), ChunkErr
             match scale {
                 Some(e) => {
                     let div = POW10[e];
-                    let mut m = first_double as i64;
+                    let m = first_double as i64;
                     points[0].1 = Value::Double(m as f64 / div);
-                    let mut i = 1;
                     if let Some(plan) = &double_plan {
-                        plan.read(&mut r, nd - 1, |x| {
+                        // The running value and slot live in the (moved) closure, so they
+                        // stay in registers rather than round-trip through the stack.
+                        let rest = &mut points[1..];
+                        let (mut m, mut i) = (m, 0usize);
+                        plan.read(&mut r, nd - 1, move |x| {
                             m = m.wrapping_add(x);
-                            if let Some(s) = points.get_mut(i) {
+                            if let Some(s) = rest.get_mut(i) {
                                 s.1 = Value::Double(m as f64 / div);
                             }
                             i += 1;
