@@ -93,6 +93,11 @@ fn bench(c: &mut Criterion) {
     let limits = Limits {
         max_points: u64::MAX,
         now: i64::MAX,
+        // QUERY_BENCH_THREADS=1 for instruction counts of one reader.
+        threads: std::env::var("QUERY_BENCH_THREADS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
     };
     let mut g = c.benchmark_group("query");
     g.sample_size(10);

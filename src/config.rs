@@ -87,6 +87,7 @@ pub struct Config {
     pub bucket_width_ms: i64,
     pub query_max_points: usize,
     pub query_max_concurrent: usize,
+    pub query_threads: usize,
     pub query_queue_timeout: Duration,
     pub server_type: ServerType,
 }
@@ -266,6 +267,12 @@ pub const KEYS: &[Key] = &[
         |c, v| c.query_max_concurrent = positive(v)?
     ),
     key!(
+        "kairosd.query.threads",
+        "0",
+        "Threads one query may read a large group with (0 = one per core, at most 4).",
+        |c, v| c.query_threads = number(v)?
+    ),
+    key!(
         "kairosd.query.queue_timeout_ms",
         "10000",
         "How long a query waits for a turn before it gets a 503.",
@@ -318,6 +325,7 @@ impl Default for Config {
             bucket_width_ms: 0,
             query_max_points: 0,
             query_max_concurrent: 0,
+            query_threads: 0,
             query_queue_timeout: Duration::ZERO,
             server_type: ServerType {
                 ingest: true,

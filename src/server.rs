@@ -107,6 +107,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             query_slots: HttpContext::query_slots(config.query_max_concurrent),
             query_slots_total: config.query_max_concurrent,
             query_queue_timeout: config.query_queue_timeout,
+            query_threads: config.query_threads,
             server_type: config.server_type,
         });
         let limits = HttpLimits {

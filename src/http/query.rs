@@ -95,6 +95,7 @@ async fn run(req: Request<Incoming>, ctx: &HttpContext, kind: Kind) -> Resp {
     let limits = query::Limits {
         max_points: ctx.query_max_points as u64,
         now,
+        threads: ctx.query_threads,
     };
     let result = tokio::task::spawn_blocking(move || {
         let _turn = permit;
@@ -178,6 +179,7 @@ mod tests {
             query_slots: HttpContext::query_slots(1),
             query_slots_total: 1,
             query_queue_timeout: Duration::from_millis(20),
+            query_threads: 1,
             server_type: ServerType {
                 ingest: true,
                 query: true,

@@ -31,6 +31,7 @@ pub struct HttpContext {
     pub query_slots: Arc<Semaphore>,
     pub query_slots_total: usize,
     pub query_queue_timeout: Duration,
+    pub query_threads: usize,
     pub server_type: ServerType,
 }
 

@@ -16,9 +16,10 @@
 //! much stops early with a message saying how far it got.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
 
 use kairos_protocols::Value;
 
@@ -31,7 +32,7 @@ use super::plan::{MetricPlan, PlannedGroup, SeriesInfo};
 use super::request::{MetricQuery, Order};
 use super::scan::{SeriesCursor, Staged};
 use crate::storage::view::PointReader;
-use crate::storage::{StoreError, View};
+use crate::storage::{SeriesId, StoreError, View};
 
 /// The state one query shares across its metrics.
 pub struct ExecCtx<'a, 'v> {
@@ -47,6 +48,8 @@ pub struct ExecCtx<'a, 'v> {
     /// Points read so far by the whole query (in range).
     pub read: u64,
     pub now: i64,
+    /// Most readers for one group (0 = one per core, at most 4).
+    pub threads: usize,
     pub saved: Vec<Saved>,
 }
 
@@ -76,8 +79,9 @@ impl From<ChainError> for ExecError {
 /// One result of a metric query.
 #[derive(Debug, Default)]
 pub struct GroupOutput {
-    /// Union of the tag values of the group's series that had points, sorted.
-    pub tags: BTreeMap<String, BTreeSet<String>>,
+    /// Union of the tag values of the group's series that had points, sorted (shared
+    /// by the sub-groups of one tag group).
+    pub tags: Arc<TagUnion>,
     /// The rendered entries of its `group_by` list (without brackets).
     pub group_by: String,
     pub values: Vec<Pt>,
@@ -172,22 +176,31 @@ fn sub_of<T>(
     i
 }
 
-fn add_tags(union: &mut BTreeMap<String, BTreeSet<String>>, tags: &[(String, String)]) {
-    for (k, v) in tags {
-        union.entry(k.clone()).or_default().insert(v.clone());
-    }
-}
+/// Tag names with their sorted values.
+pub type TagUnion = Vec<(String, Vec<String>)>;
 
-/// The union of every series' tags in the plan group (what save_as names a group by).
-fn plan_tags(group: &PlannedGroup) -> Vec<(String, Vec<String>)> {
-    let mut union = BTreeMap::new();
-    for s in &group.series {
-        add_tags(&mut union, &s.tags);
+/// The union of the tags of the `series` picked by `pick`, built once per group from
+/// borrowed strings (a group can have a million series sharing a few dozen values).
+fn union_of<'a>(series: impl Iterator<Item = &'a SeriesInfo>) -> TagUnion {
+    let mut union: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for s in series {
+        for (k, v) in &s.tags {
+            union.entry(k).or_default().insert(v);
+        }
     }
     union
         .into_iter()
-        .map(|(k, v): (String, BTreeSet<String>)| (k, v.into_iter().collect()))
+        .map(|(k, vs)| (k.to_string(), vs.into_iter().map(str::to_string).collect()))
         .collect()
+}
+
+/// What save_as names a group by: every series' tags, only worked out when needed.
+fn plan_tags(m: &MetricQuery, group: &PlannedGroup) -> TagUnion {
+    if m.aggregators.iter().any(|a| matches!(a, AggSpec::SaveAs(_))) {
+        union_of(group.series.iter())
+    } else {
+        Vec::new()
+    }
 }
 
 /// The `group_by` entries of one output: time/value/bin first, then tag, then type.
@@ -275,7 +288,8 @@ impl SharedBudget {
 struct FoldPart {
     subs: Vec<Sub<RangeTable>>,
     index: HashMap<Vec<i32>, usize>,
-    union: BTreeMap<String, BTreeSet<String>>,
+    /// Series (of the group) that had a point in range.
+    had: Vec<SeriesId>,
     sample: u64,
 }
 
@@ -291,7 +305,7 @@ struct FoldInput<'a> {
 }
 
 /// Folds `series` into per-range accumulators with `reader`.
-fn fold_series(reader: &mut PointReader<'_>, series: &[SeriesInfo], f: &FoldInput<'_>) -> Result<FoldPart, ExecError> {
+fn fold_series(reader: &mut PointReader<'_>, series: &[&SeriesInfo], f: &FoldInput<'_>) -> Result<FoldPart, ExecError> {
     let mut part = FoldPart::default();
     let (desc, kind, non_tag) = (f.desc, &f.spec.kind, f.non_tag);
     let width = reader.bucket_width();
@@ -344,7 +358,7 @@ fn fold_series(reader: &mut PointReader<'_>, series: &[SeriesInfo], f: &FoldInpu
         }
         f.budget.series_read.fetch_add(1, Relaxed);
         if had {
-            add_tags(&mut part.union, &s.tags);
+            part.had.push(s.id);
         }
     }
     Ok(part)
@@ -352,9 +366,10 @@ fn fold_series(reader: &mut PointReader<'_>, series: &[SeriesInfo], f: &FoldInpu
 
 /// Readers to fold a group of `series` with: one per core (at most 4) for groups
 /// large enough that a thread pays for itself.
-fn fold_threads(series: usize) -> usize {
+fn fold_threads(series: usize, limit: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.min(4).min(series / 64).max(1)
+    let most = if limit == 0 { cores.min(4) } else { limit };
+    most.min(series / 64).max(1)
 }
 
 fn fold_group(
@@ -382,16 +397,18 @@ fn fold_group(
         desc,
         budget: &shared,
     };
-    let threads = fold_threads(group.series.len());
+    // In id order the readers' seeks move forward through the points column family.
+    let mut series: Vec<&SeriesInfo> = group.series.iter().collect();
+    series.sort_unstable_by_key(|s| s.id);
+    let threads = fold_threads(series.len(), ctx.threads);
     let parts: Vec<Result<FoldPart, ExecError>> = if threads == 1 {
-        vec![fold_series(ctx.reader, &group.series, &input)]
+        vec![fold_series(ctx.reader, &series, &input)]
     } else {
         let view = ctx.view;
-        let per = group.series.len().div_ceil(threads);
+        let per = series.len().div_ceil(threads);
         let input = &input;
         let done: Vec<(Result<FoldPart, ExecError>, u64)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = group
-                .series
+            let handles: Vec<_> = series
                 .chunks(per)
                 .map(|share| {
                     scope.spawn(move || {
@@ -415,9 +432,7 @@ fn fold_group(
     for part in parts {
         let part = part?;
         merged.sample += part.sample;
-        for (k, vs) in part.union {
-            merged.union.entry(k).or_default().extend(vs);
-        }
+        merged.had.extend(part.had);
         for sub in part.subs {
             let found = if non_tag.is_empty() {
                 (!merged.subs.is_empty()).then_some(0)
@@ -439,13 +454,15 @@ fn fold_group(
         }
     }
     *sample += merged.sample;
-    let FoldPart { mut subs, union, .. } = merged;
+    let FoldPart { mut subs, had, .. } = merged;
+    let had: HashSet<SeriesId, foldhash::fast::RandomState> = had.into_iter().collect();
+    let union = Arc::new(union_of(group.series.iter().filter(|s| had.contains(&s.id))));
     let ranges = Ranges::new(spec);
     if subs.is_empty() {
         return Ok(Vec::new());
     }
     order_subs(&mut subs, desc);
-    let tags = plan_tags(group);
+    let tags = plan_tags(m, group);
     let grouped: Vec<String> = m.tag_group().map(<[String]>::to_vec).unwrap_or_default();
     let gctx = GroupContext {
         metric: &m.name,
@@ -476,7 +493,7 @@ fn fold_group(
         chain.finish(&mut values)?;
         ctx.saved.extend(chain.take_saved());
         outputs.push(GroupOutput {
-            tags: union.clone(),
+            tags: Arc::clone(&union),
             group_by: render_group_by(m, non_tag, &sub.ids, group),
             values,
         });
@@ -616,7 +633,7 @@ fn merge_group(
         .map(|s| SeriesCursor::new(s.id, ctx.start, ctx.end, desc, width, staged.of(s.id)))
         .collect();
     let mut merger = Merger::new(cursors, desc);
-    let tags = plan_tags(group);
+    let tags = plan_tags(m, group);
     let grouped: Vec<String> = m.tag_group().map(<[String]>::to_vec).unwrap_or_default();
     let gctx = GroupContext {
         metric: &m.name,
@@ -668,12 +685,14 @@ fn merge_group(
     if subs.is_empty() {
         return Ok(Vec::new());
     }
-    let mut union = BTreeMap::new();
-    for (s, had) in group.series.iter().zip(&merger.had) {
-        if *had {
-            add_tags(&mut union, &s.tags);
-        }
-    }
+    let union = Arc::new(union_of(
+        group
+            .series
+            .iter()
+            .zip(&merger.had)
+            .filter(|(_, had)| **had)
+            .map(|(s, _)| s),
+    ));
     order_subs(&mut subs, desc);
     let mut outputs = Vec::with_capacity(subs.len());
     for sub in subs {
@@ -681,7 +700,7 @@ fn merge_group(
         chain.finish(&mut values)?;
         ctx.saved.extend(chain.take_saved());
         outputs.push(GroupOutput {
-            tags: union.clone(),
+            tags: Arc::clone(&union),
             group_by: render_group_by(m, non_tag, &sub.ids, group),
             values,
         });

@@ -112,7 +112,6 @@ pub fn value(out: &mut String, v: Value) {
 mod tests {
     use super::*;
     use crate::query::exec::GroupOutput;
-    use std::collections::{BTreeMap, BTreeSet};
 
     fn fmt(v: Value) -> String {
         let mut s = String::new();
@@ -132,12 +131,11 @@ mod tests {
     #[test]
     fn response_shape() {
         let m = MetricQuery::raw("m\"x");
-        let mut tags = BTreeMap::new();
-        tags.insert("host".to_string(), BTreeSet::from(["a".to_string(), "b".to_string()]));
+        let tags = vec![("host".to_string(), vec!["a".to_string(), "b".to_string()])];
         let r = MetricOutput {
             sample_size: 2,
             groups: vec![GroupOutput {
-                tags,
+                tags: std::sync::Arc::new(tags),
                 group_by: r#"{"name":"type","type":"number"}"#.into(),
                 values: vec![(1, Val::Long(3)), (2, Val::Double(0.5)), (3, Val::Null)],
             }],

@@ -39,6 +39,8 @@ pub struct Limits {
     pub max_points: u64,
     /// The clock (ms): gaps stop here, relative times were taken from it.
     pub now: i64,
+    /// Most threads reading one group (`kairosd.query.threads`; 0 = one per core, ≤ 4).
+    pub threads: usize,
 }
 
 /// A query's answer.
@@ -96,6 +98,7 @@ pub fn run(store: &Store, query: &Query, limits: &Limits) -> Result<Answer, Quer
         max_points: limits.max_points,
         read: 0,
         now: limits.now,
+        threads: limits.threads,
         saved: Vec::new(),
     };
     let mut json = String::with_capacity(256);
@@ -233,6 +236,7 @@ mod tests {
         let limits = Limits {
             max_points: u64::MAX,
             now: i64::MAX,
+            threads: 0,
         };
         serde_json::from_str(&run(store, q, &limits).unwrap().json).unwrap()
     }
@@ -403,7 +407,11 @@ mod tests {
         let (_dir, store) = store_with(&[(0..10).map(|t| (t, 1, false)).collect()]);
         let mut q = query(MetricQuery::raw("m"), 0, 100);
         q.metrics.push(MetricQuery::raw("m"));
-        let limits = Limits { max_points: 15, now: 0 };
+        let limits = Limits {
+            max_points: 15,
+            now: 0,
+            threads: 0,
+        };
         let err = run(&store, &q, &limits).unwrap_err();
         let text = err.to_string();
         assert!(
@@ -411,7 +419,11 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("had read 20 points"), "{text}");
-        let limits = Limits { max_points: 20, now: 0 };
+        let limits = Limits {
+            max_points: 20,
+            now: 0,
+            threads: 0,
+        };
         assert!(run(&store, &q, &limits).is_ok());
     }
 }
