@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use kairos_protocols::Value;
 
-use super::aggregators::range::{value_key, RangeAcc, RangeSpec, Ranges};
+use super::aggregators::range::{value_key, RangeAcc, RangeKind, RangeSpec, Ranges};
 use super::aggregators::save_as::Saved;
 use super::aggregators::{AggSpec, Chain, ChainError, GroupContext, Pt, Val};
 use super::group_by::GroupBySpec;
@@ -116,12 +116,14 @@ pub fn run_metric(ctx: &mut ExecCtx<'_, '_>, m: &MetricQuery, plan: &MetricPlan)
         Some(AggSpec::Range(r)) if r.kind.folds() && m.limit.is_none() => Some(r),
         _ => None,
     };
-    for group in &plan.groups {
-        let outputs = match fold {
-            Some(r) => fold_group(ctx, m, group, r, &non_tag, &mut out.sample_size, &mut budget)?,
-            None => merge_group(ctx, m, group, &non_tag, &mut out.sample_size, &mut budget)?,
-        };
-        out.groups.extend(outputs);
+    match fold {
+        Some(r) => out.groups = fold_groups(ctx, m, plan, r, &non_tag, &mut out.sample_size, &mut budget)?,
+        None => {
+            for group in &plan.groups {
+                let outputs = merge_group(ctx, m, group, &non_tag, &mut out.sample_size, &mut budget)?;
+                out.groups.extend(outputs);
+            }
+        }
     }
     Ok(out)
 }
@@ -305,14 +307,20 @@ struct FoldInput<'a> {
 }
 
 /// Folds `series` into per-range accumulators with `reader`.
-fn fold_series(reader: &mut PointReader<'_>, series: &[&SeriesInfo], f: &FoldInput<'_>) -> Result<FoldPart, ExecError> {
-    let mut part = FoldPart::default();
+fn fold_series(
+    reader: &mut PointReader<'_>,
+    series: &[(&SeriesInfo, usize)],
+    groups: usize,
+    f: &FoldInput<'_>,
+) -> Result<Vec<FoldPart>, ExecError> {
+    let mut parts: Vec<FoldPart> = (0..groups).map(|_| FoldPart::default()).collect();
     let (desc, kind, non_tag) = (f.desc, &f.spec.kind, f.non_tag);
     let width = reader.bucket_width();
     let mut ranges = Ranges::new(f.spec);
     let mut batch = Vec::new();
-    let subs = &mut part.subs;
-    for s in series {
+    for &(s, g) in series {
+        let part = &mut parts[g];
+        let subs = &mut part.subs;
         let mut cursor = SeriesCursor::new(s.id, f.start, f.end, false, width, f.staged.of(s.id));
         let mut had = false;
         while cursor.next_batch(reader, &mut batch)? {
@@ -361,7 +369,7 @@ fn fold_series(reader: &mut PointReader<'_>, series: &[&SeriesInfo], f: &FoldInp
             part.had.push(s.id);
         }
     }
-    Ok(part)
+    Ok(parts)
 }
 
 /// Readers to fold a group of `series` with: one per core (at most 4) for groups
@@ -372,10 +380,13 @@ fn fold_threads(series: usize, limit: usize) -> usize {
     most.min(series / 64).max(1)
 }
 
-fn fold_group(
+/// Folds every group of a metric in one pass over its series in id order: each
+/// stored block is read once however many groups share it, and the readers' seeks
+/// only move forward.
+fn fold_groups(
     ctx: &mut ExecCtx<'_, '_>,
     m: &MetricQuery,
-    group: &PlannedGroup,
+    plan: &MetricPlan,
     spec: &RangeSpec,
     non_tag: &[&GroupBySpec],
     sample: &mut u64,
@@ -397,24 +408,29 @@ fn fold_group(
         desc,
         budget: &shared,
     };
-    // In id order the readers' seeks move forward through the points column family.
-    let mut series: Vec<&SeriesInfo> = group.series.iter().collect();
-    series.sort_unstable_by_key(|s| s.id);
+    let groups = plan.groups.len();
+    let mut series: Vec<(&SeriesInfo, usize)> = plan
+        .groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, group)| group.series.iter().map(move |s| (s, g)))
+        .collect();
+    series.sort_unstable_by_key(|(s, _)| s.id);
     let threads = fold_threads(series.len(), ctx.threads);
-    let parts: Vec<Result<FoldPart, ExecError>> = if threads == 1 {
-        vec![fold_series(ctx.reader, &series, &input)]
+    let parts: Vec<Result<Vec<FoldPart>, ExecError>> = if threads == 1 {
+        vec![fold_series(ctx.reader, &series, groups, &input)]
     } else {
         let view = ctx.view;
         let per = series.len().div_ceil(threads);
         let input = &input;
-        let done: Vec<(Result<FoldPart, ExecError>, u64)> = std::thread::scope(|scope| {
+        let done: Vec<(Result<Vec<FoldPart>, ExecError>, u64)> = std::thread::scope(|scope| {
             let handles: Vec<_> = series
                 .chunks(per)
                 .map(|share| {
                     scope.spawn(move || {
                         let mut reader = view.points();
-                        let part = fold_series(&mut reader, share, input);
-                        (part, reader.decoded())
+                        let parts = fold_series(&mut reader, share, groups, input);
+                        (parts, reader.decoded())
                     })
                 })
                 .collect();
@@ -428,31 +444,55 @@ fn fold_group(
     };
     ctx.read = shared.read.load(Relaxed);
     budget.series_read = shared.series_read.load(Relaxed);
-    let mut merged = FoldPart::default();
-    for part in parts {
-        let part = part?;
-        merged.sample += part.sample;
-        merged.had.extend(part.had);
-        for sub in part.subs {
-            let found = if non_tag.is_empty() {
-                (!merged.subs.is_empty()).then_some(0)
-            } else {
-                merged.index.get(&sub.ids).copied()
-            };
-            let Some(i) = found else {
-                merged.index.insert(sub.ids.clone(), merged.subs.len());
-                merged.subs.push(sub);
-                continue;
-            };
-            let target = &mut merged.subs[i];
-            if (desc && sub.first > target.first) || (!desc && sub.first < target.first) {
-                target.first = sub.first;
-            }
-            for (idx, acc) in &sub.state.accs {
-                target.state.slot(*idx).merge(&spec.kind, desc, acc);
-            }
+    let mut merged: Vec<FoldPart> = (0..groups).map(|_| FoldPart::default()).collect();
+    for parts in parts {
+        for (merged, part) in merged.iter_mut().zip(parts?) {
+            merge_part(merged, part, &spec.kind, non_tag.is_empty(), desc);
         }
     }
+    let mut outputs = Vec::new();
+    for (group, part) in plan.groups.iter().zip(merged) {
+        outputs.extend(fold_outputs(ctx, m, group, spec, non_tag, part, sample)?);
+    }
+    Ok(outputs)
+}
+
+/// Adds one reader's `part` of a group into `merged`.
+fn merge_part(merged: &mut FoldPart, part: FoldPart, kind: &RangeKind, single: bool, desc: bool) {
+    merged.sample += part.sample;
+    merged.had.extend(part.had);
+    for sub in part.subs {
+        let found = if single {
+            (!merged.subs.is_empty()).then_some(0)
+        } else {
+            merged.index.get(&sub.ids).copied()
+        };
+        let Some(i) = found else {
+            merged.index.insert(sub.ids.clone(), merged.subs.len());
+            merged.subs.push(sub);
+            continue;
+        };
+        let target = &mut merged.subs[i];
+        if (desc && sub.first > target.first) || (!desc && sub.first < target.first) {
+            target.first = sub.first;
+        }
+        for (idx, acc) in &sub.state.accs {
+            target.state.slot(*idx).merge(kind, desc, acc);
+        }
+    }
+}
+
+/// A folded group's outputs: its sub-groups' ranges, through the rest of the chain.
+fn fold_outputs(
+    ctx: &mut ExecCtx<'_, '_>,
+    m: &MetricQuery,
+    group: &PlannedGroup,
+    spec: &RangeSpec,
+    non_tag: &[&GroupBySpec],
+    merged: FoldPart,
+    sample: &mut u64,
+) -> Result<Vec<GroupOutput>, ExecError> {
+    let desc = m.order == Order::Desc;
     *sample += merged.sample;
     let FoldPart { mut subs, had, .. } = merged;
     let had: HashSet<SeriesId, foldhash::fast::RandomState> = had.into_iter().collect();

@@ -383,13 +383,18 @@ mod tests {
                     tz: Tz::Utc,
                     trim: false,
                 };
-                let mut m = MetricQuery::raw("m");
-                m.aggregators = vec![AggSpec::Range(spec)];
-                m.order = if desc { Order::Desc } else { Order::Asc };
-                let folded = run_json(&store, &query(m.clone(), 0, 500));
-                m.limit = Some(usize::MAX);
-                let merged = run_json(&store, &query(m, 0, 500));
-                assert_eq!(folded, merged, "{kind:?} desc={desc}");
+                for by_host in [false, true] {
+                    let mut m = MetricQuery::raw("m");
+                    m.aggregators = vec![AggSpec::Range(spec.clone())];
+                    m.order = if desc { Order::Desc } else { Order::Asc };
+                    if by_host {
+                        m.group_by = vec![group_by::GroupBySpec::Tag(vec!["host".into()])];
+                    }
+                    let folded = run_json(&store, &query(m.clone(), 0, 500));
+                    m.limit = Some(usize::MAX);
+                    let merged = run_json(&store, &query(m, 0, 500));
+                    assert_eq!(folded, merged, "{kind:?} desc={desc} by_host={by_host}");
+                }
             }
         }
     }
