@@ -30,6 +30,7 @@ use exec::{ExecCtx, ExecError};
 use request::Query;
 use scan::{SeriesCursor, Staged};
 
+use crate::storage::keys::bucket_start as storage_bucket;
 use crate::storage::{Store, StoreError};
 
 /// What bounds a query.
@@ -152,9 +153,15 @@ pub fn tags(store: &Store, query: &Query) -> Result<Answer, QueryError> {
     let mut batch = Vec::new();
     for (i, (m, series)) in query.metrics.iter().zip(&selected).enumerate() {
         let mut union: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        let (first, last) = (storage_bucket(query.start, width), storage_bucket(query.end, width));
         for (id, tags) in series {
+            // A chunk strictly inside the range holds a point in it: no need to decode.
+            let inside = first < last
+                && reader
+                    .first_bucket(*id, first.saturating_add(width), last.saturating_sub(width))?
+                    .is_some();
             let mut cursor = SeriesCursor::new(*id, query.start, query.end, false, width, staged.of(*id));
-            if cursor.next_batch(&mut reader, &mut batch)? {
+            if inside || cursor.next_batch(&mut reader, &mut batch)? {
                 for (k, v) in tags {
                     union.entry(k).or_default().insert(v);
                 }

@@ -230,6 +230,24 @@ impl PointReader<'_> {
         self.take_chunk(id, from, last, out)
     }
 
+    /// The bucket of the first chunk of series `id` in `from..=last`, without decoding it.
+    pub fn first_bucket(&mut self, id: SeriesId, from: i64, last: i64) -> Result<Option<i64>, StoreError> {
+        if from > last {
+            return Ok(None);
+        }
+        self.it.seek(keys::point_key(id, from));
+        if !self.it.valid() {
+            self.it.status()?;
+            return Ok(None);
+        }
+        Ok(self
+            .it
+            .key()
+            .and_then(keys::parse_point_key)
+            .filter(|&(s, b)| s == id && b <= last)
+            .map(|(_, b)| b))
+    }
+
     /// Decodes the last chunk of series `id` whose bucket is in `first..=to`.
     pub fn prev_chunk(
         &mut self,
