@@ -31,6 +31,7 @@ use super::json;
 use super::plan::{MetricPlan, PlannedGroup, SeriesInfo};
 use super::request::{MetricQuery, Order};
 use super::scan::{SeriesCursor, Staged};
+use crate::storage::keys::bucket_start;
 use crate::storage::view::PointReader;
 use crate::storage::{SeriesId, StoreError, View};
 
@@ -318,50 +319,56 @@ fn fold_series(
     let width = reader.bucket_width();
     let mut ranges = Ranges::new(f.spec);
     let mut batch = Vec::new();
+    // count needs no value: chunks wholly inside one range are counted from their
+    // headers (ascending only: descending stamps need each range's last point).
+    let headers_only = *kind == RangeKind::Count && non_tag.is_empty() && !desc;
+    let (first_bucket, last_bucket) = (bucket_start(f.start, width), bucket_start(f.end, width));
     for &(s, g) in series {
         let part = &mut parts[g];
-        let subs = &mut part.subs;
-        let mut cursor = SeriesCursor::new(s.id, f.start, f.end, false, width, f.staged.of(s.id));
         let mut had = false;
-        while cursor.next_batch(reader, &mut batch)? {
-            had = true;
-            part.sample += batch.len() as u64;
-            f.budget.charge(batch.len())?;
-            if non_tag.is_empty() {
-                if subs.is_empty() {
-                    let p = (batch[0].0, Val::from(batch[0].1));
-                    sub_of(subs, &mut part.index, non_tag, f.start, p, desc, RangeTable::default);
-                }
-                let sub = &mut subs[0];
-                let (lo, hi) = (batch[0], batch[batch.len() - 1]);
-                for p in [lo, hi] {
-                    let key = (p.0, value_key(Val::from(p.1)));
-                    if (desc && key > sub.first) || (!desc && key < sub.first) {
-                        sub.first = key;
+        if headers_only && f.staged.of(s.id).is_empty() {
+            let mut from = Some(first_bucket);
+            while let Some(b) = from {
+                let Some((bucket, n, ts0)) = reader.next_chunk_header(s.id, b, last_bucket)? else {
+                    break;
+                };
+                from = bucket.checked_add(width).filter(|b| *b <= last_bucket);
+                let bucket_last = bucket.saturating_add(width - 1);
+                let (idx, range_end) = ranges.locate(ts0);
+                if n > 0 && bucket >= f.start && bucket_last <= f.end && range_end > bucket_last {
+                    had = true;
+                    part.sample += n as u64;
+                    f.budget.charge(n)?;
+                    if part.subs.is_empty() {
+                        let p = (ts0, Val::Null);
+                        sub_of(
+                            &mut part.subs,
+                            &mut part.index,
+                            non_tag,
+                            f.start,
+                            p,
+                            desc,
+                            RangeTable::default,
+                        );
+                    }
+                    let sub = &mut part.subs[0];
+                    sub.first = sub.first.min((ts0, 0));
+                    sub.state.slot(idx).add_count(n as u64, ts0);
+                } else {
+                    batch.clear();
+                    reader.next_chunk(s.id, bucket, bucket, &mut batch)?;
+                    batch.retain(|p| p.0 >= f.start && p.0 <= f.end);
+                    if !batch.is_empty() {
+                        had = true;
+                        fold_batch(part, &batch, &mut ranges, f)?;
                     }
                 }
-                // Runs of points in one range go into its accumulator in one call.
-                let mut i = 0;
-                while i < batch.len() {
-                    let (idx, end) = ranges.locate(batch[i].0);
-                    // Runs are short (a few points per range) or the whole rest of the
-                    // batch: check the end, else step; a binary search costs more.
-                    let rest = &batch[i..];
-                    let n = if rest[rest.len() - 1].0 < end {
-                        rest.len()
-                    } else {
-                        rest.iter().position(|p| p.0 >= end).unwrap_or(rest.len()).max(1)
-                    };
-                    sub.state.slot(idx).add_run(kind, desc, &batch[i..i + n]);
-                    i += n;
-                }
-            } else {
-                for &(ts, v) in &batch {
-                    let p = (ts, Val::from(v));
-                    let i = sub_of(subs, &mut part.index, non_tag, f.start, p, desc, RangeTable::default);
-                    let idx = ranges.index(ts);
-                    subs[i].state.slot(idx).add(kind, desc, p);
-                }
+            }
+        } else {
+            let mut cursor = SeriesCursor::new(s.id, f.start, f.end, false, width, f.staged.of(s.id));
+            while cursor.next_batch(reader, &mut batch)? {
+                had = true;
+                fold_batch(part, &batch, &mut ranges, f)?;
             }
         }
         f.budget.series_read.fetch_add(1, Relaxed);
@@ -370,6 +377,56 @@ fn fold_series(
         }
     }
     Ok(parts)
+}
+
+/// Folds one time-sorted batch of a series' points into `part`.
+fn fold_batch(
+    part: &mut FoldPart,
+    batch: &[(i64, Value)],
+    ranges: &mut Ranges,
+    f: &FoldInput<'_>,
+) -> Result<(), ExecError> {
+    let (desc, kind, non_tag) = (f.desc, &f.spec.kind, f.non_tag);
+    part.sample += batch.len() as u64;
+    f.budget.charge(batch.len())?;
+    let subs = &mut part.subs;
+    if non_tag.is_empty() {
+        if subs.is_empty() {
+            let p = (batch[0].0, Val::from(batch[0].1));
+            sub_of(subs, &mut part.index, non_tag, f.start, p, desc, RangeTable::default);
+        }
+        let sub = &mut subs[0];
+        let (lo, hi) = (batch[0], batch[batch.len() - 1]);
+        for p in [lo, hi] {
+            let key = (p.0, value_key(Val::from(p.1)));
+            if (desc && key > sub.first) || (!desc && key < sub.first) {
+                sub.first = key;
+            }
+        }
+        // Runs of points in one range go into its accumulator in one call.
+        let mut i = 0;
+        while i < batch.len() {
+            let (idx, end) = ranges.locate(batch[i].0);
+            // Runs are short (a few points per range) or the whole rest of the batch:
+            // check the end, else step; a binary search costs more.
+            let rest = &batch[i..];
+            let n = if rest[rest.len() - 1].0 < end {
+                rest.len()
+            } else {
+                rest.iter().position(|p| p.0 >= end).unwrap_or(rest.len()).max(1)
+            };
+            sub.state.slot(idx).add_run(kind, desc, &batch[i..i + n]);
+            i += n;
+        }
+    } else {
+        for &(ts, v) in batch {
+            let p = (ts, Val::from(v));
+            let i = sub_of(subs, &mut part.index, non_tag, f.start, p, desc, RangeTable::default);
+            let idx = ranges.index(ts);
+            subs[i].state.slot(idx).add(kind, desc, p);
+        }
+    }
+    Ok(())
 }
 
 /// Readers to fold a group of `series` with: one per core (at most 4) for groups

@@ -157,6 +157,25 @@ pub fn count(bytes: &[u8]) -> Result<usize, ChunkError> {
     })
 }
 
+/// The point count and first timestamp of a chunk, from its header alone: a count
+/// query's shortcut for chunks that lie wholly inside one of its ranges. Unlike
+/// [`count`] it does not validate the rest of the chunk.
+pub fn header(bytes: &[u8]) -> Result<(usize, i64), ChunkError> {
+    let mut h = Header { buf: bytes, pos: 0 };
+    let kind = h.byte()?;
+    if kind != KIND_POINTS_V1 {
+        return Err(ChunkError::UnknownKind(kind));
+    }
+    let n = h.varint()?;
+    if n > MAX_POINTS_PER_BYTE * bytes.len() as u64 {
+        return Err(ChunkError::Corrupt("point count exceeds what the chunk can hold"));
+    }
+    if n == 0 {
+        return Ok((0, 0));
+    }
+    Ok((n as usize, h.zz_varint()?))
+}
+
 type Points = Vec<(i64, Value)>;
 
 thread_local! {
@@ -1145,6 +1164,9 @@ mod tests {
         decode(&buf[1..], &mut back).expect("decodes");
         assert_eq!(bits(&back[1..]), bits(points));
         assert_eq!(count(&buf[1..]), Ok(points.len()));
+        if let Some(first) = points.iter().map(|p| p.0).min() {
+            assert_eq!(header(&buf[1..]), Ok((points.len(), first)));
+        }
         buf.remove(0);
         buf
     }

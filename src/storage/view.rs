@@ -208,8 +208,8 @@ impl PointReader<'_> {
         self.width
     }
 
-    /// Points decoded from chunks so far, whether or not they fell in a queried range
-    /// (the "points scanned" self-metric).
+    /// Points read from chunks so far (decoded, or counted from a header), whether or
+    /// not they fell in a queried range (the "points scanned" self-metric).
     pub fn decoded(&self) -> u64 {
         self.decoded
     }
@@ -228,6 +228,39 @@ impl PointReader<'_> {
         }
         self.it.seek(keys::point_key(id, from));
         self.take_chunk(id, from, last, out)
+    }
+
+    /// Like [`PointReader::next_chunk`], but only reads the chunk's header: its bucket,
+    /// point count and first timestamp. The points count as scanned.
+    pub fn next_chunk_header(
+        &mut self,
+        id: SeriesId,
+        from: i64,
+        last: i64,
+    ) -> Result<Option<(i64, usize, i64)>, StoreError> {
+        if from > last {
+            return Ok(None);
+        }
+        self.it.seek(keys::point_key(id, from));
+        if !self.it.valid() {
+            self.it.status()?;
+            return Ok(None);
+        }
+        let (Some(k), Some(v)) = (self.it.key(), self.it.value()) else {
+            return Ok(None);
+        };
+        let Some((series, bucket)) = keys::parse_point_key(k) else {
+            return Ok(None);
+        };
+        if series != id || bucket < from || bucket > last {
+            return Ok(None);
+        }
+        let (n, first) = chunk::header(v).map_err(|_| StoreError::Corrupt {
+            cf: CF_POINTS,
+            what: "chunk",
+        })?;
+        self.decoded += n as u64;
+        Ok(Some((bucket, n, first)))
     }
 
     /// The bucket of the first chunk of series `id` in `from..=last`, without decoding it.

@@ -357,6 +357,15 @@ impl RangeAcc {
         }
     }
 
+    /// Adds `n` points of a chunk whose first point is at `first_ts` (a count's
+    /// header-only shortcut, ascending order).
+    pub fn add_count(&mut self, n: u64, first_ts: i64) {
+        self.n += n;
+        self.num += n;
+        self.min_ts = self.min_ts.min(first_ts);
+        self.max_ts = self.max_ts.max(first_ts);
+    }
+
     /// Folds `other` (the same range, seen by another reader) into this accumulator,
     /// with the result of having seen both sets of points.
     pub fn merge(&mut self, kind: &RangeKind, desc: bool, other: &RangeAcc) {
