@@ -335,7 +335,8 @@ fn fold_series(
                 from = bucket.checked_add(width).filter(|b| *b <= last_bucket);
                 let bucket_last = bucket.saturating_add(width - 1);
                 let (idx, range_end) = ranges.locate(ts0);
-                if n > 0 && bucket >= f.start && bucket_last <= f.end && range_end > bucket_last {
+                // Every point of the chunk lies in [ts0, bucket_last].
+                if n > 0 && ts0 >= f.start && bucket_last <= f.end && range_end > bucket_last {
                     had = true;
                     part.sample += n as u64;
                     f.budget.charge(n)?;
@@ -356,7 +357,7 @@ fn fold_series(
                     sub.state.slot(idx).add_count(n as u64, ts0);
                 } else {
                     batch.clear();
-                    reader.next_chunk(s.id, bucket, bucket, &mut batch)?;
+                    reader.decode_found(&mut batch)?;
                     batch.retain(|p| p.0 >= f.start && p.0 <= f.end);
                     if !batch.is_empty() {
                         had = true;

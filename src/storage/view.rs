@@ -263,6 +263,19 @@ impl PointReader<'_> {
         Ok(Some((bucket, n, first)))
     }
 
+    /// Decodes the chunk the last [`PointReader::next_chunk_header`] found (no second
+    /// seek), appending its points to `out`.
+    pub fn decode_found(&mut self, out: &mut Vec<(i64, Value)>) -> Result<(), StoreError> {
+        let Some(v) = self.it.value() else {
+            return Ok(());
+        };
+        // The header already counted these points as scanned.
+        chunk::decode(v, out).map_err(|_| StoreError::Corrupt {
+            cf: CF_POINTS,
+            what: "chunk",
+        })
+    }
+
     /// The bucket of the first chunk of series `id` in `from..=last`, without decoding it.
     pub fn first_bucket(&mut self, id: SeriesId, from: i64, last: i64) -> Result<Option<i64>, StoreError> {
         if from > last {
