@@ -152,7 +152,7 @@ impl Metrics {
         );
         counter(
             "kairosd_query_points_scanned_total",
-            "Stored points decoded by queries.",
+            "Stored points queries read (decoded, or counted from a chunk header), staged ones included.",
             "counter",
             &one(&self.query_points_scanned),
         );
