@@ -2,8 +2,8 @@
 """Print how many benchmark points kairosd has made queryable (for ../shared/bench).
 
 Cheap while ingest runs: until /metrics says at least --n points were committed it prints
-that counter; after that it counts through the query API (raw queries with "limit": 0,
-whose sample_size is the number of points read), so the final figure is verified end to end.
+that counter; after that it counts through the query API (a count aggregator over one
+range, whose sample_size is the number of points read), so the final figure is verified end to end.
 
   NEW_COUNT_CMD='python3 scripts/count_points.py --port 28080 --start {base_ts} --end {last_ts} --n {n}'
 """
@@ -38,7 +38,8 @@ def main():
         return
     names = json.loads(call(f'{base}/api/v1/metricnames?prefix={a.prefix}'))['results']
     q = {'start_absolute': a.start * 1000, 'end_absolute': a.end * 1000 + 999,
-         'metrics': [{'name': n, 'limit': 0} for n in names]}
+         'metrics': [{'name': n, 'aggregators': [
+             {'name': 'count', 'sampling': {'value': 1000, 'unit': 'years'}}]} for n in names]}
     res = json.loads(call(f'{base}/api/v1/datapoints/query', q))
     print(sum(qr['sample_size'] for qr in res['queries']))
 

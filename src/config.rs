@@ -25,6 +25,48 @@ pub enum WalSync {
     Off,
 }
 
+/// Which endpoint groups this instance serves (`kairosdb.server.type`); a disabled
+/// group answers 403, as KairosDB does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerType {
+    pub ingest: bool,
+    pub query: bool,
+    pub delete: bool,
+}
+
+impl ServerType {
+    fn parse(v: &str) -> Result<ServerType, String> {
+        let mut t = ServerType {
+            ingest: false,
+            query: false,
+            delete: false,
+        };
+        for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part.to_ascii_uppercase().as_str() {
+                "ALL" => {
+                    t = ServerType {
+                        ingest: true,
+                        query: true,
+                        delete: true,
+                    }
+                }
+                "INGEST" => t.ingest = true,
+                "QUERY" => t.query = true,
+                "DELETE" => t.delete = true,
+                other => {
+                    return Err(format!(
+                        "unknown server type {other:?}; use ALL or a list of INGEST, QUERY, DELETE"
+                    ))
+                }
+            }
+        }
+        if !(t.ingest || t.query || t.delete) {
+            return Err("names no server type; use ALL or a list of INGEST, QUERY, DELETE".into());
+        }
+        Ok(t)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
@@ -63,6 +105,10 @@ pub struct Config {
     pub idle_flush: Duration,
     pub bucket_width_ms: i64,
     pub query_max_points: usize,
+    pub query_max_concurrent: usize,
+    pub query_threads: usize,
+    pub query_queue_timeout: Duration,
+    pub server_type: ServerType,
 }
 
 /// A config key: its name, default (as written in the file) and what it is for.
@@ -344,8 +390,32 @@ pub const KEYS: &[Key] = &[
     key!(
         "kairosd.query.max_points",
         "50000000",
-        "Most raw points one query may read; a larger query gets a 400 asking to narrow it.",
+        "Most raw points one query may read (all its metrics together); past it the query stops with a 400.",
         |c, v| c.query_max_points = positive(v)?
+    ),
+    key!(
+        "kairosd.query.max_concurrent",
+        "4",
+        "Queries (and query/tags requests) running at once; more wait for a turn.",
+        |c, v| c.query_max_concurrent = positive(v)?
+    ),
+    key!(
+        "kairosd.query.threads",
+        "0",
+        "Threads one query may read a large group with (0 = one per core, at most 4).",
+        |c, v| c.query_threads = number(v)?
+    ),
+    key!(
+        "kairosd.query.queue_timeout_ms",
+        "10000",
+        "How long a query waits for a turn before it gets a 503.",
+        |c, v| c.query_queue_timeout = millis(v)?
+    ),
+    key!(
+        "kairosdb.server.type",
+        "ALL",
+        "Endpoint groups served: ALL or a comma list of INGEST, QUERY, DELETE (others answer 403).",
+        |c, v| c.server_type = ServerType::parse(v)?
     ),
 ];
 
@@ -402,6 +472,14 @@ impl Default for Config {
             idle_flush: Duration::ZERO,
             bucket_width_ms: 0,
             query_max_points: 0,
+            query_max_concurrent: 0,
+            query_threads: 0,
+            query_queue_timeout: Duration::ZERO,
+            server_type: ServerType {
+                ingest: true,
+                query: true,
+                delete: true,
+            },
         };
         for key in KEYS {
             (key.apply)(&mut config, key.default).expect("defaults are valid");
@@ -551,6 +629,16 @@ mod tests {
         assert_eq!(c.http_addr.port(), 9090);
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("kairosdb.nope"));
+    }
+
+    #[test]
+    fn server_types() {
+        let mut c = Config::default();
+        assert!(c.server_type.ingest && c.server_type.query && c.server_type.delete);
+        c.set("kairosdb.server.type", "ingest, DELETE").unwrap();
+        assert!(c.server_type.ingest && !c.server_type.query && c.server_type.delete);
+        assert!(c.set("kairosdb.server.type", "READ").is_err());
+        assert!(c.set("kairosdb.server.type", "").is_err());
     }
 
     #[test]

@@ -14,6 +14,40 @@ use kairos_protocols::PointBatch;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics::Metrics;
+use crate::query::request::TagFilter;
+
+/// What travels the queue to the writer, in order: a delete is applied after every
+/// write queued before it and before every write queued after it.
+pub enum Request {
+    Write(WriteRequest),
+    Delete(DeleteRequest),
+}
+
+/// Delete the points of the series of `metric` that pass `tags`, with
+/// `start <= ts <= end`; series left without points leave the index, and a metric
+/// left without series leaves `metricnames`.
+#[derive(Debug, Clone)]
+pub struct DeleteSpec {
+    pub metric: String,
+    pub tags: TagFilter,
+    pub start: i64,
+    pub end: i64,
+}
+
+/// What a delete did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteSummary {
+    /// Series whose points were looked at.
+    pub series: usize,
+    /// Series removed from the index (no point left).
+    pub series_removed: usize,
+}
+
+pub struct DeleteRequest {
+    pub spec: DeleteSpec,
+    pub ack: oneshot::Sender<Result<DeleteSummary, WriteFailed>>,
+    pub permit: OwnedSemaphorePermit,
+}
 
 /// One batch on its way to the writer.
 pub struct WriteRequest {
@@ -41,7 +75,7 @@ pub enum IngestError {
 
 #[derive(Clone)]
 pub struct IngestHandle {
-    tx: crossbeam_channel::Sender<WriteRequest>,
+    tx: crossbeam_channel::Sender<Request>,
     permits: Arc<Semaphore>,
     max_cost: u32,
     min_cost: u32,
@@ -51,7 +85,7 @@ pub struct IngestHandle {
 
 /// The writer's end of the queue.
 pub struct IngestReceiver {
-    pub requests: crossbeam_channel::Receiver<WriteRequest>,
+    pub requests: crossbeam_channel::Receiver<Request>,
     pool: BatchPool,
 }
 
@@ -134,10 +168,34 @@ impl IngestHandle {
             .map_err(|_| IngestError::ShuttingDown)?;
         let n = batch.len() as u64;
         self.metrics.inflight_points.fetch_add(n, Relaxed);
-        self.tx.try_send(WriteRequest { batch, ack, permit }).map_err(|_| {
-            self.metrics.inflight_points.fetch_sub(n, Relaxed);
-            IngestError::ShuttingDown
-        })
+        self.tx
+            .try_send(Request::Write(WriteRequest { batch, ack, permit }))
+            .map_err(|_| {
+                self.metrics.inflight_points.fetch_sub(n, Relaxed);
+                IngestError::ShuttingDown
+            })
+    }
+
+    /// Queues a delete behind every write already queued and waits until the writer
+    /// has applied it, at most `timeout`.
+    pub async fn delete(&self, spec: DeleteSpec, timeout: Duration) -> Result<DeleteSummary, IngestError> {
+        let work = async {
+            let permit = Arc::clone(&self.permits)
+                .acquire_many_owned(self.min_cost)
+                .await
+                .map_err(|_| IngestError::ShuttingDown)?;
+            let (ack, rx) = oneshot::channel();
+            self.tx
+                .try_send(Request::Delete(DeleteRequest { spec, ack, permit }))
+                .map_err(|_| IngestError::ShuttingDown)?;
+            match rx.await {
+                Ok(result) => result.map_err(IngestError::from),
+                Err(_) => Err(IngestError::ShuttingDown),
+            }
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| IngestError::Timeout(timeout))?
     }
 
     /// Queues `batch`, waiting while the writer is behind. Returns once queued.
@@ -179,6 +237,13 @@ mod tests {
     use super::*;
     use kairos_protocols::Value;
 
+    fn write(r: Request) -> WriteRequest {
+        match r {
+            Request::Write(w) => w,
+            Request::Delete(_) => panic!("expected a write"),
+        }
+    }
+
     fn batch(n: usize) -> PointBatch {
         let mut b = PointBatch::new();
         for i in 0..n {
@@ -196,11 +261,11 @@ mod tests {
         let second = tokio::spawn(async move { h2.submit(batch(6)).await });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!second.is_finished(), "second batch went past a full queue");
-        let first = rx.requests.try_recv().unwrap();
+        let first = write(rx.requests.try_recv().unwrap());
         assert_eq!(first.batch.len(), 6);
         drop(first); // the writer committed it and returned the permits
         second.await.unwrap().unwrap();
-        assert_eq!(rx.requests.try_recv().unwrap().batch.len(), 6);
+        assert_eq!(write(rx.requests.try_recv().unwrap()).batch.len(), 6);
     }
 
     #[test]

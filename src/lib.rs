@@ -7,11 +7,15 @@
 //! - [`listener`] — the accept loop with its connection cap, shared by every listener.
 //! - [`sources`] — socket ingest as transport × framer × decoder: telnet on 4242,
 //!   Graphite plaintext on 2003 (TCP and UDP), Graphite pickle on 2004.
-//! - [`http`] — the REST API (ingest, query, metadata, health, `/metrics`).
+//! - [`http`] — the REST API: a router and one handler file per endpoint group (ingest,
+//!   query, delete, metadata, health, `/metrics`).
 //! - [`ingest`] — the bounded, permit-counted queue between listeners and the writer.
-//! - [`writer`] — the single thread that allocates series ids and group-commits batches.
-//! - [`storage`] — RocksDB column families, key layouts, the chunk codec and merge operator.
-//! - [`query`] — raw-point queries and their JSON.
+//! - [`writer`] — the single thread that allocates series ids, group-commits batches and
+//!   applies deletes in order with them.
+//! - [`storage`] — RocksDB column families, key layouts, the chunk codec and merge operator,
+//!   snapshot reads and the write API (one atomic write per method).
+//! - [`query`] — the streaming query engine: parse, plan, scan, fold or merge, group_by,
+//!   the aggregator chain, JSON.
 //! - [`metrics`] — self-metrics.
 //!
 //! Decoding of every wire format lives in the IO-free `kairos-protocols` crate.

@@ -63,6 +63,12 @@ pub struct Metrics {
     pub idle_closed: AtomicU64,
     pub http_requests: AtomicU64,
     pub lines_too_long: AtomicU64,
+    pub queries: AtomicU64,
+    pub queries_running: AtomicU64,
+    pub queries_rejected: AtomicU64,
+    pub queries_refused: AtomicU64,
+    pub query_points_scanned: AtomicU64,
+    pub deletes: AtomicU64,
 }
 
 impl Metrics {
@@ -167,6 +173,42 @@ impl Metrics {
             "HTTP requests served.",
             "counter",
             &one(&self.http_requests),
+        );
+        counter(
+            "kairosd_queries_total",
+            "Queries and query/tags requests run.",
+            "counter",
+            &one(&self.queries),
+        );
+        counter(
+            "kairosd_queries_rejected_total",
+            "Queries answered 503 because kairosd.query.max_concurrent were running.",
+            "counter",
+            &one(&self.queries_rejected),
+        );
+        counter(
+            "kairosd_queries_refused_total",
+            "Queries stopped with a 400 while running (point budget, rate over equal timestamps).",
+            "counter",
+            &one(&self.queries_refused),
+        );
+        counter(
+            "kairosd_query_points_scanned_total",
+            "Stored points queries read (decoded, or counted from a chunk header), staged ones included.",
+            "counter",
+            &one(&self.query_points_scanned),
+        );
+        counter(
+            "kairosd_deletes_total",
+            "Delete requests applied (one per metric of a delete body).",
+            "counter",
+            &one(&self.deletes),
+        );
+        counter(
+            "kairosd_queries_running",
+            "Queries running now.",
+            "gauge",
+            &one(&self.queries_running),
         );
         counter(
             "kairosd_writer_queue_points",

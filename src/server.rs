@@ -94,6 +94,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             ack_timeout: config.writer_ack_timeout,
             query_max_points: config.query_max_points,
             version,
+            query_slots: HttpContext::query_slots(config.query_max_concurrent),
+            query_slots_total: config.query_max_concurrent,
+            query_queue_timeout: config.query_queue_timeout,
+            query_threads: config.query_threads,
+            server_type: config.server_type,
         });
         let limits = HttpLimits {
             max_connections: config.http_max_connections,

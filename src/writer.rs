@@ -19,15 +19,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
 use kairos_protocols::{series_key, PointBatch, Value};
-use rocksdb::WriteBatch;
 
-use crate::ingest::{IngestReceiver, WriteFailed, WriteRequest};
+use crate::ingest::{DeleteRequest, DeleteSpec, DeleteSummary, IngestReceiver, Request, WriteFailed, WriteRequest};
 use crate::metrics::Metrics;
 use crate::storage::keys::{self, NameKind, SeriesId};
-use crate::storage::{
-    chunk, staging, Store, StoreError, CF_META, CF_NAMES, CF_POINTS, CF_SERIES, CF_SERIES_BY_ID, CF_STAGING,
-    CF_TAG_INDEX, META_NEXT_SERIES_ID,
-};
+use crate::storage::write::Commit;
+use crate::storage::{chunk, staging, Store, StoreError, CF_SERIES, CF_STAGING};
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -86,6 +83,9 @@ pub struct Writer {
     /// Scratch of [`sort_for_promotion`], one slot per series id in the staged range.
     sort_heads: Vec<usize>,
 }
+
+/// Most tag-index look-ups a delete spends finding tag names and values no longer used.
+const MAX_NAME_CHECKS: usize = 100_000;
 
 /// Most distinct names the writer remembers as stored (see `Writer::known_names`).
 const MAX_KNOWN_NAMES: usize = 1 << 20;
@@ -178,17 +178,23 @@ impl Writer {
                 None => rx.requests.recv().map_err(|_| RecvTimeoutError::Disconnected),
             };
             let mut disconnected = false;
+            let mut deletes: Vec<DeleteRequest> = Vec::new();
             match received {
-                Ok(req) => {
+                Ok(Request::Write(req)) => {
                     commit_at.get_or_insert_with(|| Instant::now() + self.config.linger);
                     pending_points += req.batch.len();
                     pending.push(req);
-                    // Take whatever else is queued: one commit for all of it.
+                    // Take whatever else is queued: one commit for all of it (up to a
+                    // delete, which must see exactly the writes queued before it).
                     while pending_points < self.config.batch_points {
                         match rx.requests.try_recv() {
-                            Ok(req) => {
+                            Ok(Request::Write(req)) => {
                                 pending_points += req.batch.len();
                                 pending.push(req);
+                            }
+                            Ok(Request::Delete(d)) => {
+                                deletes.push(d);
+                                break;
                             }
                             Err(crossbeam_channel::TryRecvError::Empty) => break,
                             Err(crossbeam_channel::TryRecvError::Disconnected) => {
@@ -198,12 +204,16 @@ impl Writer {
                         }
                     }
                 }
+                Ok(Request::Delete(d)) => deletes.push(d),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => disconnected = true,
             }
             let now = Instant::now();
             if !pending.is_empty()
-                && (disconnected || pending_points >= self.config.batch_points || commit_at.is_some_and(|t| now >= t))
+                && (disconnected
+                    || !deletes.is_empty()
+                    || pending_points >= self.config.batch_points
+                    || commit_at.is_some_and(|t| now >= t))
             {
                 self.commit_pending(&mut pending, &rx);
                 pending_points = 0;
@@ -212,6 +222,10 @@ impl Writer {
                 if !self.config.sync {
                     unsynced_since.get_or_insert(now);
                 }
+            }
+            for d in deletes {
+                self.apply_delete(d);
+                idle_since = Some(now);
             }
             if !self.staged.is_empty()
                 && (disconnected
@@ -279,17 +293,15 @@ impl Writer {
     /// Writes the points of `batches` (and any new series) to the staging log in one
     /// atomic write. On failure nothing of it stays, in RocksDB or in memory.
     fn commit<'a>(&mut self, batches: impl Iterator<Item = &'a PointBatch>) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::default();
+        let store = Arc::clone(&self.store);
+        let mut commit = store.begin_commit();
         let staged_before = self.staged.len();
-        let result = self.stage(batches, &mut batch).and_then(|()| {
-            if !self.created.is_empty() {
-                batch.put_cf(self.store.cf(CF_META), META_NEXT_SERIES_ID, self.next_id.to_be_bytes());
-            }
+        let result = self.stage(batches, &mut commit).and_then(|()| {
             self.record.clear();
             let new = &self.staged[staged_before..];
             staging::encode(new.iter().map(|e| (e.series, e.ts, e.value)), &mut self.record);
-            batch.put_cf(self.store.cf(CF_STAGING), self.staging_seq.to_be_bytes(), &self.record);
-            self.store.write(batch, self.config.sync)
+            let next = (!self.created.is_empty()).then_some(self.next_id);
+            commit.finish(next, self.staging_seq, &self.record, self.config.sync)
         });
         match result {
             Ok(()) => {
@@ -322,7 +334,7 @@ impl Writer {
     fn stage<'a>(
         &mut self,
         batches: impl Iterator<Item = &'a PointBatch>,
-        wb: &mut WriteBatch,
+        commit: &mut Commit<'_>,
     ) -> Result<(), StoreError> {
         for points in batches {
             let mut last: Option<(&[u8], SeriesId)> = None;
@@ -331,7 +343,7 @@ impl Writer {
                 let series = match last {
                     // Consecutive points of one series share their key in the batch.
                     Some((k, id)) if std::ptr::eq(k, key) => id,
-                    _ => self.resolve(key, wb)?,
+                    _ => self.resolve(key, commit)?,
                 };
                 last = Some((key, series));
                 let seq = self.staged.len() as u32;
@@ -354,9 +366,9 @@ impl Writer {
         }
         let mut entries = std::mem::take(&mut self.staged);
         sort_for_promotion(&mut entries, &mut self.sort_heads);
-        let mut batch = WriteBatch::default();
-        let width = self.store.bucket_width();
-        let points_cf = self.store.cf(CF_POINTS);
+        let store = Arc::clone(&self.store);
+        let mut promotion = store.begin_promotion();
+        let width = store.bucket_width();
         let mut i = 0;
         while i < entries.len() {
             let Entry { series, ts, .. } = entries[i];
@@ -376,14 +388,9 @@ impl Writer {
             }
             self.chunk.clear();
             chunk::encode(&self.points, &mut self.chunk);
-            batch.merge_cf(points_cf, keys::point_key(series, bucket), &self.chunk);
+            promotion.add_chunk(series, bucket, &self.chunk);
         }
-        batch.delete_range_cf(
-            self.store.cf(CF_STAGING),
-            0u64.to_be_bytes(),
-            self.staging_seq.to_be_bytes(),
-        );
-        match self.store.write(batch, self.config.sync) {
+        match promotion.finish(self.staging_seq, self.config.sync) {
             Ok(()) => {
                 entries.clear();
                 self.staged = entries;
@@ -399,9 +406,132 @@ impl Writer {
         }
     }
 
+    fn apply_delete(&mut self, req: DeleteRequest) {
+        let result = self.delete(&req.spec);
+        match &result {
+            Ok(summary) => tracing::info!(
+                metric = %req.spec.metric,
+                series = summary.series,
+                removed = summary.series_removed,
+                "deleted points"
+            ),
+            Err(err) => {
+                self.metrics.flush_errors.fetch_add(1, Relaxed);
+                tracing::error!(metric = %req.spec.metric, %err, "delete failed; nothing of it was applied");
+            }
+        }
+        let _ = req.ack.send(result.map_err(|e| WriteFailed(e.to_string())));
+        // Dropping `req.permit` hands its queue room back.
+    }
+
+    /// Applies a delete: promotes everything staged (so the chunks are all there is),
+    /// then in one atomic write deletes the points and removes the series left empty
+    /// (dictionary, index, unused names); then forgets them in this writer's caches, so
+    /// a point written afterwards creates the series afresh and is visible at once.
+    pub fn delete(&mut self, spec: &DeleteSpec) -> Result<DeleteSummary, StoreError> {
+        self.promote()?;
+        let series = {
+            let view = self.store.view();
+            crate::query::plan::select_series(&view, &spec.metric, &spec.tags)?
+        };
+        let ids: Vec<SeriesId> = series.iter().map(|(id, _)| *id).collect();
+        let plan = self.store.plan_delete(&ids, spec.start, spec.end)?;
+        let emptied: HashSet<SeriesId> = plan.emptied.iter().copied().collect();
+        let removed: Vec<_> = series
+            .into_iter()
+            .filter(|(id, _)| emptied.contains(id))
+            .map(|(id, tags)| {
+                let key = series_key::encode(&spec.metric, tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                (id, spec.metric.clone(), tags, key)
+            })
+            .collect();
+        let names = if removed.is_empty() {
+            Vec::new()
+        } else {
+            self.unused_names(&spec.metric, &removed)?
+        };
+        self.store.apply_delete(plan, &removed, &names, self.config.sync)?;
+        let summary = DeleteSummary {
+            series: ids.len(),
+            series_removed: removed.len(),
+        };
+        for (_, _, _, key) in &removed {
+            self.series.remove(key.as_slice());
+        }
+        if !removed.is_empty() {
+            // Names may have gone with the series; they are written again when next used.
+            self.known_names.clear();
+        }
+        Ok(summary)
+    }
+
+    /// The `names` entries nothing uses once `removed` (series of `metric`) are gone:
+    /// the metric if it has no series left, and tag names and values no other series
+    /// carries. Tag names and values are global, so finding out costs a look-up per
+    /// metric (and per tag name, for values); past [`MAX_NAME_CHECKS`] look-ups they
+    /// are left listed rather than stalling ingest, which is harmless.
+    fn unused_names(
+        &self,
+        metric: &str,
+        removed: &[(SeriesId, String, crate::storage::Tags, Vec<u8>)],
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let view = self.store.view();
+        let gone: HashSet<SeriesId> = removed.iter().map(|r| r.0).collect();
+        let mut names = Vec::new();
+        let left = view.series_of_metric(metric)?.len();
+        if left <= removed.len() {
+            names.push(keys::name_key(NameKind::Metric, metric));
+        }
+        let mut tag_names = std::collections::BTreeSet::new();
+        let mut tag_values = std::collections::BTreeSet::new();
+        for (_, _, tags, _) in removed {
+            for (k, v) in tags {
+                tag_names.insert(k.as_str());
+                tag_values.insert(v.as_str());
+            }
+        }
+        let metrics = view.names(NameKind::Metric, "")?;
+        let all_tag_names = view.names(NameKind::TagName, "")?;
+        let checks = metrics.len() * (tag_names.len() + tag_values.len() * all_tag_names.len());
+        if checks > MAX_NAME_CHECKS {
+            tracing::info!(
+                checks,
+                "tag names and values of deleted series stay listed (too many to check)"
+            );
+            return Ok(names);
+        }
+        for k in tag_names {
+            let mut used = false;
+            for m in &metrics {
+                if view.tag_index_has_other(&keys::tag_index_prefix(m, k, None), &gone)? {
+                    used = true;
+                    break;
+                }
+            }
+            if !used {
+                names.push(keys::name_key(NameKind::TagName, k));
+            }
+        }
+        for v in tag_values {
+            let mut used = false;
+            'metrics: for m in &metrics {
+                for k in &all_tag_names {
+                    if view.tag_index_has_other(&keys::tag_index_prefix(m, k, Some(v)), &gone)? {
+                        used = true;
+                        break 'metrics;
+                    }
+                }
+            }
+            if !used {
+                names.push(keys::name_key(NameKind::TagValue, v));
+            }
+        }
+        Ok(names)
+    }
+
     /// The id of series `key`, allocating it (and writing its dictionary and index
     /// entries into `batch`) if it is new.
-    fn resolve(&mut self, key: &[u8], batch: &mut WriteBatch) -> Result<SeriesId, StoreError> {
+    fn resolve(&mut self, key: &[u8], commit: &mut Commit<'_>) -> Result<SeriesId, StoreError> {
         if let Some(&id) = self.series.get(key) {
             return Ok(id);
         }
@@ -415,13 +545,7 @@ impl Writer {
             cf: CF_SERIES,
             what: "series key from a listener",
         })?;
-        let store = &self.store;
-        batch.put_cf(store.cf(CF_SERIES), key, id.to_be_bytes());
-        batch.put_cf(store.cf(CF_SERIES_BY_ID), id.to_be_bytes(), key);
-        let tag_index = store.cf(CF_TAG_INDEX);
-        for (k, v) in &tags {
-            batch.put_cf(tag_index, keys::tag_index_key(&metric, k, v, id), []);
-        }
+        commit.add_series(id, key, &metric, &tags);
         if self.known_names.len() > MAX_KNOWN_NAMES {
             self.known_names.clear();
         }
@@ -432,7 +556,7 @@ impl Writer {
         for (kind, name) in names {
             let key = keys::name_key(kind, name);
             if !self.known_names.contains(key.as_slice()) {
-                batch.put_cf(store.cf(CF_NAMES), &key, []);
+                commit.add_name(&key);
                 let key: Box<[u8]> = key.into();
                 self.known_names.insert(key.clone());
                 self.new_names.push(key);

@@ -326,12 +326,13 @@ fn written(http: SocketAddr) -> u64 {
         .unwrap_or(0)
 }
 
-/// Points queryable in [start, end] over every bench metric, summed from sample_size.
+/// Points queryable in [start, end] over every bench metric, summed from sample_size
+/// (a count over one range reads every point and answers one per metric).
 fn count(http: SocketAddr, start: i64, end: i64) -> u64 {
     (0..METRICS)
         .map(|m| {
             let q = format!(
-                "{{\"start_absolute\":{start},\"end_absolute\":{},\"metrics\":[{{\"name\":\"bench.m{m}\",\"limit\":0}}]}}",
+                "{{\"start_absolute\":{start},\"end_absolute\":{},\"metrics\":[{{\"name\":\"bench.m{m}\",\"aggregators\":[{{\"name\":\"count\",\"sampling\":{{\"value\":1000,\"unit\":\"years\"}}}}]}}]}}",
                 end + 999
             );
             let body = http_get(http, "/api/v1/datapoints/query", Some(&q));

@@ -1,8 +1,16 @@
 //! The HTTP API on hyper: accept loop with a connection cap, header-read and idle
-//! timeouts, graceful shutdown. Routing and handlers live in [`routes`].
+//! timeouts, graceful shutdown. [`routes`] dispatches to one handler file per endpoint
+//! group: [`ingest`], [`query`], [`delete`], [`metadata`], [`health`]; [`response`]
+//! builds KairosDB's headers, errors and gzip.
 
 pub mod body;
+pub mod delete;
+pub mod health;
 pub mod idle;
+pub mod ingest;
+pub mod metadata;
+pub mod query;
+pub mod response;
 pub mod routes;
 
 use std::sync::Arc;

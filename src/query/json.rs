@@ -5,63 +5,89 @@ use std::fmt::Write as _;
 
 use kairos_protocols::Value;
 
+use super::aggregators::Val;
+use super::exec::MetricOutput;
 use super::request::MetricQuery;
-use super::MetricResult;
 
-/// `{"queries":[...]}` for `results`, one per metric query in request order.
-pub fn render(metrics: &[MetricQuery], results: &[MetricResult]) -> String {
-    let points: usize = results.iter().map(|r| r.values.len()).sum();
-    let mut out = String::with_capacity(64 + points * 24);
-    out.push_str("{\"queries\":[");
-    for (i, (m, r)) in metrics.iter().zip(results).enumerate() {
+/// Appends one `queries[i]` object: `{"sample_size":N,"results":[...]}`.
+pub fn render_metric(out: &mut String, m: &MetricQuery, r: &MetricOutput) {
+    let _ = write!(out, "{{\"sample_size\":{},\"results\":[", r.sample_size);
+    if r.groups.is_empty() {
+        // KairosDB 1.3: a metric without data still gets one (empty) result.
+        result_head(out, m);
+        if !m.exclude_tags {
+            out.push_str(",\"tags\":{}");
+        }
+        out.push_str(",\"values\":[]}");
+    }
+    for (i, g) in r.groups.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, "{{\"sample_size\":{},\"results\":[{{\"name\":", r.sample_size);
-        string(&mut out, &m.name);
-        if let Some(alias) = &m.alias {
-            out.push_str(",\"alias\":");
-            string(&mut out, alias);
-        }
-        if !r.values.is_empty() {
-            out.push_str(",\"group_by\":[{\"name\":\"type\",\"type\":\"number\"}]");
-        }
+        result_head(out, m);
+        out.push_str(",\"group_by\":[");
+        out.push_str(&g.group_by);
+        out.push(']');
         if !m.exclude_tags {
-            out.push_str(",\"tags\":{");
-            for (j, (k, vs)) in r.tags.iter().enumerate() {
-                if j > 0 {
-                    out.push(',');
-                }
-                string(&mut out, k);
-                out.push_str(":[");
-                for (n, v) in vs.iter().enumerate() {
-                    if n > 0 {
-                        out.push(',');
-                    }
-                    string(&mut out, v);
-                }
-                out.push(']');
-            }
-            out.push('}');
+            tags(
+                out,
+                g.tags.iter().map(|(k, v)| (k.as_str(), v.iter().map(String::as_str))),
+            );
         }
         out.push_str(",\"values\":[");
-        for (j, (ts, v)) in r.values.iter().enumerate() {
+        for (j, (ts, v)) in g.values.iter().enumerate() {
             if j > 0 {
                 out.push(',');
             }
             let _ = write!(out, "[{ts},");
-            value(&mut out, *v);
+            val(out, *v);
             out.push(']');
         }
-        out.push_str("]}]}");
+        out.push_str("]}");
     }
     out.push_str("]}");
-    out
+}
+
+fn result_head(out: &mut String, m: &MetricQuery) {
+    out.push_str("{\"name\":");
+    string(out, &m.name);
+    if let Some(alias) = &m.alias {
+        out.push_str(",\"alias\":");
+        string(out, alias);
+    }
+}
+
+/// `,"tags":{"k":["v1","v2"],...}`.
+pub fn tags<'a, V: Iterator<Item = &'a str>>(out: &mut String, tags: impl Iterator<Item = (&'a str, V)>) {
+    out.push_str(",\"tags\":{");
+    for (j, (k, vs)) in tags.enumerate() {
+        if j > 0 {
+            out.push(',');
+        }
+        string(out, k);
+        out.push_str(":[");
+        for (n, v) in vs.enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            string(out, v);
+        }
+        out.push(']');
+    }
+    out.push('}');
 }
 
 /// A JSON string literal.
 pub fn string(out: &mut String, s: &str) {
     out.push_str(&serde_json::to_string(s).expect("strings always serialize"));
+}
+
+fn val(out: &mut String, v: Val) {
+    match v {
+        Val::Long(l) => value(out, Value::Long(l)),
+        Val::Double(d) => value(out, Value::Double(d)),
+        Val::Null => out.push_str("null"),
+    }
 }
 
 /// Longs as integers; doubles as their shortest round-trip form without a trailing
@@ -76,7 +102,8 @@ pub fn value(out: &mut String, v: Value) {
             let s = buf.format_finite(d);
             out.push_str(s.strip_suffix(".0").unwrap_or(s));
         }
-        // Refused at ingest; kept valid JSON should one ever be read back.
+        // Never stored (refused at ingest); an aggregate that overflows prints null
+        // rather than making the whole answer invalid JSON.
         Value::Double(_) => out.push_str("null"),
     }
 }
@@ -84,8 +111,7 @@ pub fn value(out: &mut String, v: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::request::Order;
-    use std::collections::{BTreeMap, BTreeSet};
+    use crate::query::exec::GroupOutput;
 
     fn fmt(v: Value) -> String {
         let mut s = String::new();
@@ -104,32 +130,27 @@ mod tests {
 
     #[test]
     fn response_shape() {
-        let m = MetricQuery {
-            name: "m\"x".into(),
-            alias: None,
-            tags: vec![],
-            exclude_tags: false,
-            limit: None,
-            order: Order::Asc,
-        };
-        let mut tags = BTreeMap::new();
-        tags.insert("host".to_string(), BTreeSet::from(["a".to_string(), "b".to_string()]));
-        let r = MetricResult {
+        let m = MetricQuery::raw("m\"x");
+        let tags = vec![("host".to_string(), vec!["a".to_string(), "b".to_string()])];
+        let r = MetricOutput {
             sample_size: 2,
-            tags,
-            values: vec![(1, Value::Long(3)), (2, Value::Double(0.5))],
+            groups: vec![GroupOutput {
+                tags: std::sync::Arc::new(tags),
+                group_by: r#"{"name":"type","type":"number"}"#.into(),
+                values: vec![(1, Val::Long(3)), (2, Val::Double(0.5)), (3, Val::Null)],
+            }],
         };
-        let text = render(std::slice::from_ref(&m), &[r]);
+        let mut text = String::new();
+        render_metric(&mut text, &m, &r);
         assert_eq!(
             text,
-            r#"{"queries":[{"sample_size":2,"results":[{"name":"m\"x","group_by":[{"name":"type","type":"number"}],"tags":{"host":["a","b"]},"values":[[1,3],[2,0.5]]}]}]}"#
+            r#"{"sample_size":2,"results":[{"name":"m\"x","group_by":[{"name":"type","type":"number"}],"tags":{"host":["a","b"]},"values":[[1,3],[2,0.5],[3,null]]}]}"#
         );
-        let empty = render(&[m], &[MetricResult::default()]);
+        let mut empty = String::new();
+        render_metric(&mut empty, &m, &MetricOutput::default());
         assert_eq!(
             empty,
-            r#"{"queries":[{"sample_size":0,"results":[{"name":"m\"x","tags":{},"values":[]}]}]}"#
+            r#"{"sample_size":0,"results":[{"name":"m\"x","tags":{},"values":[]}]}"#
         );
-        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(parsed["queries"][0]["results"][0]["values"][1][1], 0.5);
     }
 }

@@ -1,4 +1,5 @@
-//! Relative times and calendar arithmetic for query ranges, in UTC as KairosDB does.
+//! Units, relative times and civil-date arithmetic for query ranges (relative times are
+//! in UTC, as KairosDB computes them; zoned calendars are in [`super::tz`]).
 
 /// A unit of `start_relative` / `end_relative` / `sampling`, matched case-insensitively.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,20 @@ impl Unit {
             "YEARS" => Unit::Years,
             _ => return None,
         })
+    }
+
+    /// The name KairosDB prints, e.g. in a time group-by's `range_size`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Milliseconds => "MILLISECONDS",
+            Unit::Seconds => "SECONDS",
+            Unit::Minutes => "MINUTES",
+            Unit::Hours => "HOURS",
+            Unit::Days => "DAYS",
+            Unit::Weeks => "WEEKS",
+            Unit::Months => "MONTHS",
+            Unit::Years => "YEARS",
+        }
     }
 }
 

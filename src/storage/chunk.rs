@@ -157,6 +157,25 @@ pub fn count(bytes: &[u8]) -> Result<usize, ChunkError> {
     })
 }
 
+/// The point count and first timestamp of a chunk, from its header alone: a count
+/// query's shortcut for chunks that lie wholly inside one of its ranges. Unlike
+/// [`count`] it does not validate the rest of the chunk.
+pub fn header(bytes: &[u8]) -> Result<(usize, i64), ChunkError> {
+    let mut h = Header { buf: bytes, pos: 0 };
+    let kind = h.byte()?;
+    if kind != KIND_POINTS_V1 {
+        return Err(ChunkError::UnknownKind(kind));
+    }
+    let n = h.varint()?;
+    if n > MAX_POINTS_PER_BYTE * bytes.len() as u64 {
+        return Err(ChunkError::Corrupt("point count exceeds what the chunk can hold"));
+    }
+    if n == 0 {
+        return Ok((0, 0));
+    }
+    Ok((n as usize, h.zz_varint()?))
+}
+
 type Points = Vec<(i64, Value)>;
 
 thread_local! {
@@ -996,22 +1015,23 @@ fn decode_into(bytes: &[u8], out: &mut Vec<(i64, Value)>) -> Result<(), ChunkErr
 
     let mut r = BitReader::new(&bytes[h.pos..]);
     let base = out.len();
-    out.reserve(n);
-    out.push((ts0, Value::Long(0)));
+    out.resize(base + n, (ts0, Value::Long(0)));
+    let points = &mut out[base..];
     if let Some(plan) = &ts_plan {
-        let mut prev = ts0;
-        let mut unordered = false;
-        plan.read(&mut r, n - 1, |x| {
-            let ts = prev.wrapping_add(x);
-            unordered |= ts <= prev;
-            prev = ts;
-            out.push((ts, Value::Long(0)));
+        // State moved into the closure stays in registers (see the values below).
+        let rest = &mut points[1..];
+        let (mut prev, mut i) = (ts0, 0usize);
+        plan.read(&mut r, n - 1, move |x| {
+            prev = prev.wrapping_add(x);
+            if let Some(s) = rest.get_mut(i) {
+                s.0 = prev;
+            }
+            i += 1;
         });
-        if unordered {
+        if !points.windows(2).all(|w| w[0].0 < w[1].0) {
             return Err(ChunkError::Corrupt("timestamps not increasing"));
         }
     }
-    let points = &mut out[base..];
     if let Some(bm) = bitmap {
         for (i, p) in points.iter_mut().enumerate() {
             if bm[i / 8] >> (i % 8) & 1 != 0 {
@@ -1020,6 +1040,55 @@ fn decode_into(bytes: &[u8], out: &mut Vec<(i64, Value)>) -> Result<(), ChunkErr
         }
     }
 
+    // One value type (the usual chunk): every slot in order, no bitmap to consult.
+    if bitmap.is_none() {
+        if nl > 0 {
+            points[0].1 = Value::Long(first_long);
+            if let Some(plan) = &long_plan {
+                let rest = &mut points[1..];
+                let (mut v, mut i) = (first_long, 0usize);
+                plan.read(&mut r, nl - 1, move |x| {
+                    v = v.wrapping_add(x);
+                    if let Some(s) = rest.get_mut(i) {
+                        s.1 = Value::Long(v);
+                    }
+                    i += 1;
+                });
+            }
+        } else {
+            match scale {
+                Some(e) => {
+                    let div = POW10[e];
+                    let m = first_double as i64;
+                    points[0].1 = Value::Double(m as f64 / div);
+                    if let Some(plan) = &double_plan {
+                        // The running value and slot live in the (moved) closure, so they
+                        // stay in registers rather than round-trip through the stack.
+                        let rest = &mut points[1..];
+                        let (mut m, mut i) = (m, 0usize);
+                        plan.read(&mut r, nd - 1, move |x| {
+                            m = m.wrapping_add(x);
+                            if let Some(s) = rest.get_mut(i) {
+                                s.1 = Value::Double(m as f64 / div);
+                            }
+                            i += 1;
+                        });
+                    }
+                }
+                None => {
+                    points[0].1 = Value::Double(f64::from_bits(first_double));
+                    let mut i = 1;
+                    read_xor(&mut r, first_double, nd - 1, |b| {
+                        if let Some(s) = points.get_mut(i) {
+                            s.1 = Value::Double(f64::from_bits(b));
+                        }
+                        i += 1;
+                    })?;
+                }
+            }
+        }
+        return r.finish();
+    }
     if nl > 0 {
         let mut slots = points
             .iter_mut()
@@ -1095,6 +1164,9 @@ mod tests {
         decode(&buf[1..], &mut back).expect("decodes");
         assert_eq!(bits(&back[1..]), bits(points));
         assert_eq!(count(&buf[1..]), Ok(points.len()));
+        if let Some(first) = points.iter().map(|p| p.0).min() {
+            assert_eq!(header(&buf[1..]), Ok((points.len(), first)));
+        }
         buf.remove(0);
         buf
     }

@@ -1,11 +1,12 @@
 //! The RocksDB store: column families, schema check, the chunk merge operator, and
-//! the read paths queries use. The writer ([`crate::writer`]) is the only code that
-//! writes to it.
+//! the read paths queries use. Every write goes through [`write`], called by the writer
+//! thread ([`crate::writer`]) alone.
 
 pub mod chunk;
 pub mod keys;
 pub mod staging;
-mod view;
+pub mod view;
+pub mod write;
 
 pub use view::View;
 
@@ -269,7 +270,7 @@ impl Store {
     }
 
     /// Commits one group of writes; `sync` fsyncs the WAL first.
-    pub fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StoreError> {
+    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StoreError> {
         let mut opts = WriteOptions::default();
         opts.set_sync(sync);
         self.db.write_opt(batch, &opts)?;

@@ -126,6 +126,21 @@ impl<'a> View<'a> {
         Ok(out)
     }
 
+    /// Whether a `tag_index` entry under `prefix` belongs to a series not in `except`.
+    pub fn tag_index_has_other(&self, prefix: &[u8], except: &HashSet<SeriesId>) -> Result<bool, StoreError> {
+        let mut found = false;
+        self.scan_prefix(CF_TAG_INDEX, prefix, |k, _| {
+            let id = k
+                .len()
+                .checked_sub(8)
+                .and_then(|at| <[u8; 8]>::try_from(&k[at..]).ok())
+                .map(u64::from_be_bytes);
+            found = id.is_none_or(|id| !except.contains(&id));
+            !found
+        })?;
+        Ok(found)
+    }
+
     /// The metric and tags of series `id`.
     pub fn series_by_id(&self, id: SeriesId) -> Result<Option<(String, Tags)>, StoreError> {
         match self
@@ -153,6 +168,7 @@ impl<'a> View<'a> {
             it: self.store.db.raw_iterator_cf_opt(self.store.cf(CF_POINTS), opts),
             width: self.store.bucket_width,
             scratch: Vec::new(),
+            decoded: 0,
         }
     }
 
@@ -183,9 +199,145 @@ pub struct PointReader<'v> {
     it: DBRawIteratorWithThreadMode<'v, DB>,
     width: i64,
     scratch: Vec<(i64, Value)>,
+    decoded: u64,
 }
 
 impl PointReader<'_> {
+    /// The store's bucket width in ms.
+    pub fn bucket_width(&self) -> i64 {
+        self.width
+    }
+
+    /// Points read from chunks so far (decoded, or counted from a header), whether or
+    /// not they fell in a queried range (the "points scanned" self-metric).
+    pub fn decoded(&self) -> u64 {
+        self.decoded
+    }
+
+    /// Decodes the first chunk of series `id` whose bucket is in `from..=last`,
+    /// appending all its points (in time order) to `out`. Returns the chunk's bucket.
+    pub fn next_chunk(
+        &mut self,
+        id: SeriesId,
+        from: i64,
+        last: i64,
+        out: &mut Vec<(i64, Value)>,
+    ) -> Result<Option<i64>, StoreError> {
+        if from > last {
+            return Ok(None);
+        }
+        self.it.seek(keys::point_key(id, from));
+        self.take_chunk(id, from, last, out)
+    }
+
+    /// Like [`PointReader::next_chunk`], but only reads the chunk's header: its bucket,
+    /// point count and first timestamp. The points count as scanned.
+    pub fn next_chunk_header(
+        &mut self,
+        id: SeriesId,
+        from: i64,
+        last: i64,
+    ) -> Result<Option<(i64, usize, i64)>, StoreError> {
+        if from > last {
+            return Ok(None);
+        }
+        self.it.seek(keys::point_key(id, from));
+        if !self.it.valid() {
+            self.it.status()?;
+            return Ok(None);
+        }
+        let (Some(k), Some(v)) = (self.it.key(), self.it.value()) else {
+            return Ok(None);
+        };
+        let Some((series, bucket)) = keys::parse_point_key(k) else {
+            return Ok(None);
+        };
+        if series != id || bucket < from || bucket > last {
+            return Ok(None);
+        }
+        let (n, first) = chunk::header(v).map_err(|_| StoreError::Corrupt {
+            cf: CF_POINTS,
+            what: "chunk",
+        })?;
+        self.decoded += n as u64;
+        Ok(Some((bucket, n, first)))
+    }
+
+    /// Decodes the chunk the last [`PointReader::next_chunk_header`] found (no second
+    /// seek), appending its points to `out`.
+    pub fn decode_found(&mut self, out: &mut Vec<(i64, Value)>) -> Result<(), StoreError> {
+        let Some(v) = self.it.value() else {
+            return Ok(());
+        };
+        // The header already counted these points as scanned.
+        chunk::decode(v, out).map_err(|_| StoreError::Corrupt {
+            cf: CF_POINTS,
+            what: "chunk",
+        })
+    }
+
+    /// The bucket of the first chunk of series `id` in `from..=last`, without decoding it.
+    pub fn first_bucket(&mut self, id: SeriesId, from: i64, last: i64) -> Result<Option<i64>, StoreError> {
+        if from > last {
+            return Ok(None);
+        }
+        self.it.seek(keys::point_key(id, from));
+        if !self.it.valid() {
+            self.it.status()?;
+            return Ok(None);
+        }
+        Ok(self
+            .it
+            .key()
+            .and_then(keys::parse_point_key)
+            .filter(|&(s, b)| s == id && b <= last)
+            .map(|(_, b)| b))
+    }
+
+    /// Decodes the last chunk of series `id` whose bucket is in `first..=to`.
+    pub fn prev_chunk(
+        &mut self,
+        id: SeriesId,
+        to: i64,
+        first: i64,
+        out: &mut Vec<(i64, Value)>,
+    ) -> Result<Option<i64>, StoreError> {
+        if first > to {
+            return Ok(None);
+        }
+        self.it.seek_for_prev(keys::point_key(id, to));
+        self.take_chunk(id, first, to, out)
+    }
+
+    fn take_chunk(
+        &mut self,
+        id: SeriesId,
+        first: i64,
+        last: i64,
+        out: &mut Vec<(i64, Value)>,
+    ) -> Result<Option<i64>, StoreError> {
+        if !self.it.valid() {
+            self.it.status()?;
+            return Ok(None);
+        }
+        let (Some(k), Some(v)) = (self.it.key(), self.it.value()) else {
+            return Ok(None);
+        };
+        let Some((series, bucket)) = keys::parse_point_key(k) else {
+            return Ok(None);
+        };
+        if series != id || bucket < first || bucket > last {
+            return Ok(None);
+        }
+        let before = out.len();
+        chunk::decode(v, out).map_err(|_| StoreError::Corrupt {
+            cf: CF_POINTS,
+            what: "chunk",
+        })?;
+        self.decoded += (out.len() - before) as u64;
+        Ok(Some(bucket))
+    }
+
     /// Appends the points of series `id` with `start <= ts <= end` to `out`, in time
     /// order. Returns how many were appended.
     pub fn read(
@@ -213,6 +365,7 @@ impl PointReader<'_> {
                 cf: CF_POINTS,
                 what: "chunk",
             })?;
+            self.decoded += self.scratch.len() as u64;
             out.extend(self.scratch.iter().filter(|(ts, _)| *ts >= start && *ts <= end));
             // Stepping past the last bucket would make RocksDB resolve a key we do not want.
             if bucket == last_bucket {
