@@ -9,11 +9,14 @@
 //! - [`number`]: KairosDB's strict long parser and Java's double grammar.
 //! - [`telnet`]: `put` / `putm` / `version` lines.
 //! - [`rest`]: `POST /api/v1/datapoints` JSON bodies, with per-metric partial success.
+//! - [`import`]: file and body import: source mappings, CSV/TSV/NDJSON/JSON/Parquet/KairosDB
+//!   row decoders, quarantine records, analyze.
 //!
 //! Nothing here opens a socket, spawns a task or touches storage; every parser works
 //! on bytes already framed by its caller and reports errors a user can act on.
 
 pub mod datapoint;
+pub mod import;
 pub mod number;
 pub mod rest;
 pub mod series_key;
