@@ -39,8 +39,8 @@ enum State {
         /// What the field count is checked against, for the message.
         names_from: &'static str,
     },
-    /// A mapping error ended the import.
-    Failed,
+    /// A mapping error ended the import; later records get it again.
+    Failed(ImportError),
 }
 
 pub(crate) struct CsvDecoder {
@@ -207,14 +207,10 @@ impl CsvDecoder {
                 ReadRecordResult::InputEmpty | ReadRecordResult::End => break,
             }
         }
-        if let State::Header { source, .. } = &self.state {
-            // An empty body: nothing to map, and nothing wrong with that unless the
-            // source cannot say what the columns are.
-            if source.columns.is_none() && self.dialect.header == HeaderMode::Absent {
-                return Err(no_header());
-            }
+        match &self.state {
+            State::Failed(e) => Err(e.clone()),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// A record that ran to the end of the input inside a quoted field: its first
@@ -317,7 +313,9 @@ impl CsvDecoder {
         }
 
         if let State::Header { .. } = self.state {
-            let State::Header { source, clock, check } = std::mem::replace(&mut self.state, State::Failed) else {
+            let State::Header { source, clock, check } =
+                std::mem::replace(&mut self.state, State::Failed(ImportError::Mapping(String::new())))
+            else {
                 unreachable!()
             };
             let fields: Vec<String> = field_iter(data, ends)
@@ -342,11 +340,22 @@ impl CsvDecoder {
             let (names, names_from): (Vec<String>, &'static str) = match (&source.columns, is_header) {
                 (Some(cols), _) => (cols.clone(), "source's columns"),
                 (None, true) => (fields, "header"),
-                (None, false) => return Err(no_header_found(&source, &fields)),
+                (None, false) => {
+                    let e = no_header_found(&source, &fields);
+                    self.state = State::Failed(e.clone());
+                    return Err(e);
+                }
             };
-            let (plan, positions) = Plan::for_columns(&source, &names, names_from)?;
+            let mapped = Plan::for_columns(&source, &names, names_from)
+                .and_then(|(plan, positions)| Ok((Mapper::new(plan.clone(), &source, clock, check)?, plan, positions)));
+            let (mapper, plan, positions) = match mapped {
+                Ok(m) => m,
+                Err(e) => {
+                    self.state = State::Failed(e.clone());
+                    return Err(e);
+                }
+            };
             let fields_of_slot = slot_fields(&plan, &positions);
-            let mapper = Mapper::new(plan, &source, clock, check)?;
             self.state = State::Rows {
                 mapper: Box::new(mapper),
                 positions,
@@ -358,14 +367,15 @@ impl CsvDecoder {
                 return Ok(());
             }
         }
-        let State::Rows {
-            mapper,
-            positions,
-            fields_of_slot,
-            names_from,
-        } = &mut self.state
-        else {
-            return Ok(());
+        let (mapper, positions, fields_of_slot, names_from) = match &mut self.state {
+            State::Rows {
+                mapper,
+                positions,
+                fields_of_slot,
+                names_from,
+            } => (mapper, positions, fields_of_slot, names_from),
+            State::Failed(e) => return Err(e.clone()),
+            State::Header { .. } => unreachable!("the header was just read"),
         };
         if endlen != positions.len() {
             out.stats.rows += 1;

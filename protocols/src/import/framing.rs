@@ -234,6 +234,8 @@ impl Values {
                     match b {
                         b'\n' => self.line += 1,
                         b' ' | b'\t' | b'\r' => {}
+                        // A UTF-8 byte order mark before the first value.
+                        0xEF | 0xBB | 0xBF if self.offset < 3 && self.state == VState::Top => {}
                         b',' if self.state == VState::Between => {}
                         b']' if self.state == VState::Between => {
                             self.state = VState::Top;

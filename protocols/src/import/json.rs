@@ -161,7 +161,7 @@ fn record(
             return;
         }
     };
-    let body = text.trim();
+    let body = text.trim().trim_start_matches('\u{feff}');
     if !body.starts_with('{') {
         malformed(&r, "not a JSON object".to_owned(), out);
         return;

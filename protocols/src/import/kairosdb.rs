@@ -71,6 +71,7 @@ fn object(r: Record, scratch: &mut PointBatch, out: &mut Output) {
         return;
     }
     let body = r.bytes.trim_ascii();
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     if body.first() != Some(&b'{') {
         malformed(&r, "not a JSON object".to_owned(), out);
         return;

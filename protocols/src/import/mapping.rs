@@ -33,8 +33,11 @@ pub enum Cell<'a> {
     Bool(bool),
     Int(i64),
     Float(f64),
-    /// A Parquet TIMESTAMP in its declared unit.
+    /// A Parquet TIMESTAMP in its declared unit, adjusted to UTC.
     Timestamp(i64, Unit),
+    /// A Parquet TIMESTAMP that is not adjusted to UTC: a wall-clock time, read in the
+    /// source's timezone like any naive timestamp.
+    LocalTimestamp(i64, Unit),
     /// A Parquet DATE: days since the epoch.
     Date(i32),
     /// A JSON object or array where a scalar belongs.
@@ -52,7 +55,7 @@ impl Cell<'_> {
             Cell::Bool(b) => Cow::Borrowed(if *b { b"true" } else { b"false" }),
             Cell::Int(v) => Cow::Owned(v.to_string().into_bytes()),
             Cell::Float(v) => Cow::Owned(v.to_string().into_bytes()),
-            Cell::Timestamp(v, _) => Cow::Owned(v.to_string().into_bytes()),
+            Cell::Timestamp(v, _) | Cell::LocalTimestamp(v, _) => Cow::Owned(v.to_string().into_bytes()),
             Cell::Date(v) => Cow::Owned(v.to_string().into_bytes()),
             Cell::Nested => Cow::Borrowed(b"{...}"),
         }
@@ -507,6 +510,7 @@ impl Mapper {
             Cell::Int(v) => self.time.int(v),
             Cell::Float(v) => self.time.float(v),
             Cell::Timestamp(v, unit) => TimeParser::in_unit(v, unit),
+            Cell::LocalTimestamp(v, unit) => self.time.local(v, unit),
             Cell::Date(d) => self.time.days(d),
             Cell::Bool(_) | Cell::Nested => Err(TsError {
                 kind: Kind::BadTimestamp,
@@ -673,7 +677,9 @@ fn text_of(cell: &Cell, out: &mut String) -> Result<(), String> {
             out.push_str(if *b { "true" } else { "false" });
             Ok(())
         }
-        Cell::Int(v) | Cell::Timestamp(v, _) => write!(out, "{v}").map_err(|e| e.to_string()),
+        Cell::Int(v) | Cell::Timestamp(v, _) | Cell::LocalTimestamp(v, _) => {
+            write!(out, "{v}").map_err(|e| e.to_string())
+        }
         Cell::Date(v) => write!(out, "{v}").map_err(|e| e.to_string()),
         Cell::Float(v) => write!(out, "{v}").map_err(|e| e.to_string()),
         Cell::Nested => Err("value is an object or array, not text".to_owned()),
@@ -693,7 +699,7 @@ pub(crate) fn value_of(cell: &Cell) -> Result<Option<Value>, (Kind, String)> {
         Cell::Int(v) => Ok(Some(Value::Long(*v))),
         Cell::Float(v) if v.is_finite() => Ok(Some(Value::Double(*v))),
         Cell::Float(v) => Err(non_finite(v.to_string().as_bytes())),
-        Cell::Timestamp(..) | Cell::Date(_) => Err((
+        Cell::Timestamp(..) | Cell::LocalTimestamp(..) | Cell::Date(_) => Err((
             Kind::BadValue,
             format!(
                 "value \"{}\" is a timestamp or date, not a number",
@@ -744,8 +750,9 @@ fn text_value(t: &[u8]) -> Result<Option<Value>, (Kind, String)> {
                 Err(_) => {}
             }
         }
-        // SAFETY of the unwrap-free path: numeric text is ASCII.
-        if let Some(v) = std::str::from_utf8(t).ok().and_then(|s| s.parse::<f64>().ok()) {
+        // Only digits, signs, points and exponents reach here, so Java's wider grammar
+        // (hex, suffixes) cannot; its short-decimal fast path is the reason to use it.
+        if let Ok(v) = crate::number::parse_java_double(t) {
             return if v.is_finite() {
                 Ok(Some(Value::Double(v)))
             } else {

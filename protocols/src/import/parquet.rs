@@ -34,7 +34,8 @@ enum Conv {
     UInt,
     Date,
     Decimal(i32),
-    Timestamp(Unit),
+    /// The unit, and whether the values are UTC (else wall-clock times).
+    Timestamp(Unit, bool),
     Int96,
     Float,
     Text,
@@ -69,6 +70,8 @@ pub struct ParquetRows<R: ChunkReader + 'static> {
     mapper: Mapper,
     /// One per slot of the plan.
     columns: Vec<Column>,
+    /// The slots' column names, for rejected rows' NDJSON.
+    names: Vec<String>,
     row_group: usize,
     /// Rows of the current row group not yet read, and rows read from it.
     left: u64,
@@ -138,11 +141,13 @@ impl<R: ChunkReader + 'static> ParquetRows<R> {
             .into_iter()
             .map(|c| c.expect("every slot has a column"))
             .collect();
+        let names = plan.slots.iter().map(|s| s.name.clone()).collect();
         let mapper = Mapper::new(plan, source, clock, check)?;
         Ok(ParquetRows {
             reader,
             mapper,
             columns,
+            names,
             row_group: 0,
             left: 0,
             done_in_group: 0,
@@ -199,12 +204,9 @@ impl<R: ChunkReader + 'static> ParquetRows<R> {
                     columns: &self.columns,
                     r,
                 };
-                let plan_names: Vec<&str> = Vec::new();
-                let _ = plan_names;
-                let mapper = &mut self.mapper;
-                let slots = &mapper.plan().slots.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
-                let mut raw = || row_as_ndjson(&row, slots);
-                mapper.row(&row, loc, &mut raw, out);
+                let names = &self.names;
+                let mut raw = || row_as_ndjson(&row, names);
+                self.mapper.row(&row, loc, &mut raw, out);
             }
             self.left -= n as u64;
             self.done_in_group += n as u64;
@@ -281,13 +283,16 @@ fn conv_of(physical: Physical, logical: Option<&LogicalType>, converted: Convert
     };
     Some(match (physical, logical) {
         (Physical::BOOLEAN, _) => Conv::Bool,
-        (Physical::INT32 | Physical::INT64, Some(LogicalType::Timestamp(t))) => Conv::Timestamp(unit(&t.unit)),
+        (Physical::INT32 | Physical::INT64, Some(LogicalType::Timestamp(t))) => {
+            Conv::Timestamp(unit(&t.unit), t.is_adjusted_to_u_t_c)
+        }
         (Physical::INT32, Some(LogicalType::Date)) => Conv::Date,
         (Physical::INT32 | Physical::INT64, Some(LogicalType::Decimal(_))) => Conv::Decimal(scale),
         (Physical::INT32 | Physical::INT64, Some(LogicalType::Integer(i))) if !i.is_signed => Conv::UInt,
         (Physical::INT32 | Physical::INT64, None) => match converted {
-            ConvertedType::TIMESTAMP_MILLIS => Conv::Timestamp(Unit::Millis),
-            ConvertedType::TIMESTAMP_MICROS => Conv::Timestamp(Unit::Micros),
+            // The legacy types are UTC by definition.
+            ConvertedType::TIMESTAMP_MILLIS => Conv::Timestamp(Unit::Millis, true),
+            ConvertedType::TIMESTAMP_MICROS => Conv::Timestamp(Unit::Micros, true),
             ConvertedType::DATE => Conv::Date,
             ConvertedType::DECIMAL => Conv::Decimal(scale),
             ConvertedType::UINT_8 | ConvertedType::UINT_16 | ConvertedType::UINT_32 | ConvertedType::UINT_64 => {
@@ -362,7 +367,8 @@ impl RowCells for ParquetRow<'_> {
 
 fn int_cell(v: i64, conv: Conv, is32: bool) -> Cell<'static> {
     match conv {
-        Conv::Timestamp(u) => Cell::Timestamp(v, u),
+        Conv::Timestamp(u, true) => Cell::Timestamp(v, u),
+        Conv::Timestamp(u, false) => Cell::LocalTimestamp(v, u),
         Conv::Date => Cell::Date(v as i32),
         Conv::Decimal(scale) => Cell::Float(v as f64 / 10f64.powi(scale)),
         // Parquet stores unsigned integers in the signed type's bits.
@@ -395,7 +401,7 @@ fn row_as_ndjson(row: &ParquetRow, names: &[String]) -> Vec<u8> {
             Cell::Bool(b) => {
                 let _ = write!(s, "{b}");
             }
-            Cell::Int(v) | Cell::Timestamp(v, _) => {
+            Cell::Int(v) | Cell::Timestamp(v, _) | Cell::LocalTimestamp(v, _) => {
                 let _ = write!(s, "{v}");
             }
             Cell::Date(v) => {
@@ -467,7 +473,7 @@ pub(crate) fn sample(bytes: bytes::Bytes, max_rows: usize) -> Result<super::anal
                         Cell::Bool(b) => Sample::Bool(b),
                         Cell::Int(v) => Sample::Int(v),
                         Cell::Float(v) => Sample::Float(v),
-                        Cell::Timestamp(..) | Cell::Date(_) => Sample::Timestamp,
+                        Cell::Timestamp(..) | Cell::LocalTimestamp(..) | Cell::Date(_) => Sample::Timestamp,
                         other => Sample::Text(String::from_utf8_lossy(&other.shown()).into_owned()),
                     })
                     .collect(),

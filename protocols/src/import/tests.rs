@@ -91,6 +91,8 @@ fn case1_csv_wide_row() {
 fn case2_same_points_from_ndjson_json_tsv_and_gzip() {
     let nd = br#"{"time":1700000000,"station":"s1","temp":20.5,"hum":40}"#;
     assert_eq!(run(&w(), Some(Format::Ndjson), nd).batch.to_points(), case1_points());
+    let bom: Vec<u8> = [&b"\xEF\xBB\xBF"[..], nd].concat();
+    assert_eq!(run(&w(), None, &bom).batch.to_points(), case1_points());
     // Format by sniffing, whatever the source's default.
     let mut imp = Import::new(
         Some(w()),
@@ -105,7 +107,7 @@ fn case2_same_points_from_ndjson_json_tsv_and_gzip() {
     imp.feed(nd, &mut out).unwrap();
     imp.finish(&mut out).unwrap();
     assert_eq!(out.batch.to_points(), case1_points());
-    let arr = br#"[ {"time":"1700000000","station":"s1","temp":"20.5","hum":"40"} ]"#;
+    let arr = "\u{feff}[ {\"time\":\"1700000000\",\"station\":\"s1\",\"temp\":\"20.5\",\"hum\":\"40\"} ]".as_bytes();
     assert_eq!(run(&w(), Some(Format::Json), arr).batch.to_points(), case1_points());
     let tsv = b"time\tstation\ttemp\thum\n1700000000\ts1\t20.5\t40\n";
     assert_eq!(run(&w(), Some(Format::Tsv), tsv).batch.to_points(), case1_points());
@@ -736,6 +738,13 @@ fn parquet_files_from_pyarrow() {
             "{name}"
         );
     }
+    // A timestamp not adjusted to UTC is a wall-clock time in the source's timezone.
+    let mut berlin = w();
+    berlin.timestamp.as_mut().unwrap().timezone = "Europe/Berlin".into();
+    let mut rows = ParquetRows::new(fixture("naive_ms.parquet"), &berlin, Clock::default(), None).unwrap();
+    let mut out = Output::default();
+    while rows.read(&mut out, 10).unwrap() {}
+    assert_eq!(out.batch.records()[0].timestamp, 1_704_067_200_000);
     // The same file through Import (spooled).
     let out = run(
         &w(),

@@ -550,6 +550,22 @@ impl TimeParser {
             .ok_or_else(|| out_of_range(v.to_string().as_bytes()))
     }
 
+    /// A wall-clock time in a declared unit (Parquet TIMESTAMP not adjusted to UTC),
+    /// read in the source's timezone.
+    pub fn local(&self, v: i64, unit: Unit) -> Result<i64, TsError> {
+        let naive = Self::in_unit(v, unit)?;
+        let days = naive.div_euclid(86_400_000);
+        let in_day = naive.rem_euclid(86_400_000);
+        let mut c = civil_from_days(days);
+        c.hour = (in_day / 3_600_000) as u32;
+        c.minute = (in_day / 60_000 % 60) as u32;
+        c.second = (in_day / 1000 % 60) as u32;
+        c.nanos = (in_day % 1000) as u32 * 1_000_000;
+        self.zone
+            .civil_to_ms(&c)
+            .ok_or_else(|| out_of_range(v.to_string().as_bytes()))
+    }
+
     /// A date (Parquet DATE, days since the epoch): midnight in the source's timezone.
     pub fn days(&self, days: i32) -> Result<i64, TsError> {
         let c = civil_from_days(i64::from(days));
@@ -784,6 +800,9 @@ mod tests {
             Ok(1_700_000_000_123)
         );
         assert_eq!(TimeParser::in_unit(-1, Unit::Nanos), Ok(-1));
+        let p = parser("auto", "Europe/Berlin");
+        assert_eq!(p.local(1_704_067_200_123, Unit::Millis), Ok(1_704_063_600_123));
+        assert_eq!(parser("auto", "UTC").local(-1, Unit::Millis), Ok(-1));
         let p = parser("auto", "UTC");
         assert_eq!(p.days(19723), Ok(1_704_067_200_000));
         assert_eq!(p.days(-1), Ok(-86_400_000));
