@@ -30,33 +30,49 @@ pub fn parse_path(path: &str) -> Result<Vec<String>, String> {
 }
 
 /// Where each slot's value is: the top-level key, then the rest of its path.
+///
+/// Rows of one file nearly always list their keys in the same order, so the search
+/// for a key starts after the previous key's entry: one comparison per key.
 struct Lookup {
-    /// (top-level key, slot, deeper segments), sorted by key.
-    keys: Vec<(String, usize, Vec<String>)>,
+    /// (top-level key, [(slot, deeper segments)]), one entry per distinct key.
+    keys: Vec<(String, Vec<(usize, Vec<String>)>)>,
+    next: std::cell::Cell<usize>,
 }
+
+type Targets = [(usize, Vec<String>)];
 
 impl Lookup {
     fn new(source: &Source, plan: &Plan) -> Lookup {
-        let mut keys: Vec<(String, usize, Vec<String>)> = plan
-            .slots
-            .iter()
-            .enumerate()
-            .map(|(slot, info)| {
-                let mut segs = match source.paths.get(&info.name) {
-                    Some(p) => parse_path(p).unwrap_or_else(|_| vec![info.name.clone()]),
-                    None => vec![info.name.clone()],
-                };
-                let first = segs.remove(0);
-                (first, slot, segs)
-            })
-            .collect();
-        keys.sort_by(|a, b| a.0.cmp(&b.0));
-        Lookup { keys }
+        let mut keys: Vec<(String, Vec<(usize, Vec<String>)>)> = Vec::new();
+        for (slot, info) in plan.slots.iter().enumerate() {
+            let mut segs = match source.paths.get(&info.name) {
+                Some(p) => parse_path(p).unwrap_or_else(|_| vec![info.name.clone()]),
+                None => vec![info.name.clone()],
+            };
+            let first = segs.remove(0);
+            match keys.iter_mut().find(|k| k.0 == first) {
+                Some(k) => k.1.push((slot, segs)),
+                None => keys.push((first, vec![(slot, segs)])),
+            }
+        }
+        Lookup {
+            keys,
+            next: std::cell::Cell::new(0),
+        }
     }
 
-    fn find<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a (String, usize, Vec<String>)> + 'a {
-        let start = self.keys.partition_point(|k| k.0.as_str() < key);
-        self.keys[start..].iter().take_while(move |k| k.0 == key)
+    fn find(&self, key: &str) -> Option<&Targets> {
+        let n = self.keys.len();
+        let start = self.next.get();
+        for i in 0..n {
+            let at = (start + i) % n;
+            let (k, targets) = &self.keys[at];
+            if k.len() == key.len() && k == key {
+                self.next.set((at + 1) % n);
+                return Some(targets);
+            }
+        }
+        None
     }
 }
 
@@ -248,8 +264,8 @@ impl<'de> Visitor<'de> for ObjectSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if self.lookup.find(&key).next().is_none() {
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let Some(targets) = self.lookup.find(&key) else {
                 match self.extras.as_deref_mut() {
                     Some(extras) => {
                         let raw: &'de RawValue = map.next_value()?;
@@ -269,9 +285,9 @@ impl<'de> Visitor<'de> for ObjectSeed<'_> {
                     }
                 }
                 continue;
-            }
+            };
             let raw: &'de RawValue = map.next_value()?;
-            for (_, slot, deeper) in self.lookup.find(&key) {
+            for (slot, deeper) in targets {
                 let found = if deeper.is_empty() {
                     Some(raw)
                 } else {
@@ -282,6 +298,29 @@ impl<'de> Visitor<'de> for ObjectSeed<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// An object key, borrowed from the record unless it has escapes (serde's own `Cow`
+/// always allocates).
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -300,7 +339,7 @@ fn find_path<'de>(raw: &'de RawValue, path: &[String]) -> Option<&'de RawValue> 
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut found = None;
-            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
                 if key == self.0 {
                     found = Some(map.next_value::<&'de RawValue>()?);
                 } else {

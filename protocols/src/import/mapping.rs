@@ -725,8 +725,17 @@ fn text_value(t: &[u8]) -> Result<Option<Value>, (Kind, String)> {
     if t.is_empty() {
         return Ok(None);
     }
-    if let Ok(v) = parse_long(t) {
-        return Ok(Some(Value::Long(v)));
+    // Whole numbers take the strict parser; checking the digits first spares it the
+    // error it would build (and allocate) for every decimal.
+    let unsigned = t.strip_prefix(b"-").unwrap_or(t);
+    if !unsigned.is_empty() && unsigned.iter().all(u8::is_ascii_digit) {
+        return match parse_long(t) {
+            Ok(v) => Ok(Some(Value::Long(v))),
+            Err(_) => Err((
+                Kind::BadValue,
+                format!("value \"{}\" is out of range for a 64-bit integer", cut_value(t)),
+            )),
+        };
     }
     let numeric = {
         let body = t.strip_prefix(b"-").or_else(|| t.strip_prefix(b"+")).unwrap_or(t);
@@ -737,7 +746,8 @@ fn text_value(t: &[u8]) -> Result<Option<Value>, (Kind, String)> {
                 .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
     };
     if numeric {
-        if !t.contains(&b'.') {
+        if !t.contains(&b'.') && t.iter().any(|b| matches!(b, b'e' | b'E')) || t.starts_with(b"+") && !t.contains(&b'.')
+        {
             match decimal_to_long(t) {
                 Ok((v, true)) => return Ok(Some(Value::Long(v))),
                 Ok((_, false)) => {}
