@@ -35,15 +35,17 @@ pub fn parse_path(path: &str) -> Result<Vec<String>, String> {
 /// for a key starts after the previous key's entry: one comparison per key.
 struct Lookup {
     /// (top-level key, [(slot, deeper segments)]), one entry per distinct key.
-    keys: Vec<(String, Vec<(usize, Vec<String>)>)>,
+    keys: Vec<(String, Vec<Target>)>,
     next: std::cell::Cell<usize>,
 }
 
-type Targets = [(usize, Vec<String>)];
+/// A slot that reads under a key, and the path below the key (empty: the key's value).
+type Target = (usize, Vec<String>);
+type Targets = [Target];
 
 impl Lookup {
     fn new(source: &Source, plan: &Plan) -> Lookup {
-        let mut keys: Vec<(String, Vec<(usize, Vec<String>)>)> = Vec::new();
+        let mut keys: Vec<(String, Vec<Target>)> = Vec::new();
         for (slot, info) in plan.slots.iter().enumerate() {
             let mut segs = match source.paths.get(&info.name) {
                 Some(p) => parse_path(p).unwrap_or_else(|_| vec![info.name.clone()]),
