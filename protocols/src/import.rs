@@ -186,8 +186,8 @@ pub struct Import {
     compression: Option<Compression>,
 }
 
-/// Bytes of decompressed input looked at before the format is sniffed.
-const SNIFF_BYTES: usize = 64;
+/// Leading whitespace buffered at most while looking for the first byte that tells the format.
+const SNIFF_LIMIT: usize = 1 << 20;
 
 impl Import {
     /// Starts an import through `source` (validated here too). `source` may be `None`
@@ -342,7 +342,12 @@ fn feed_body(
         Body::Done => Ok(()),
         Body::Sniffing(head) => {
             head.extend_from_slice(bytes);
-            let decided = format.is_some() && head.len() >= 4 || head.len() >= SNIFF_BYTES;
+            // The format (and KairosDB's framing) is told by the first byte that is not
+            // whitespace; a body of nothing but whitespace is decided at some point too.
+            let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+            let has_text = text.iter().any(|b| !b.is_ascii_whitespace());
+            let decided =
+                has_text && (format.is_some() || head.len() >= Compression::MAGIC_LEN) || head.len() >= SNIFF_LIMIT;
             if !decided {
                 return Ok(());
             }
@@ -369,7 +374,8 @@ fn start_body(
         Format::Csv if source.as_ref().and_then(|s| s.format) == Some(Format::Tsv) => Format::Tsv,
         sniffed => sniffed,
     });
-    let first = head.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let first = text.iter().find(|b| !b.is_ascii_whitespace()).copied();
     let max = options.max_record_bytes;
     let clock = options.clock;
     let decoder = match f {

@@ -455,10 +455,23 @@ impl CsvDecoder {
             ));
             return Ok(());
         }
-        if let Err(e) = if ascii { Ok("") } else { std::str::from_utf8(data) } {
+        // Field by field: the reader's output has no delimiters between fields, so the
+        // halves of two broken characters could meet there and look valid.
+        let bad_field = if ascii {
+            None
+        } else if line.is_some() {
+            std::str::from_utf8(data)
+                .err()
+                .map(|e| spans.iter().position(|&(_, end)| end > e.valid_up_to()).unwrap_or(0))
+        } else {
+            spans
+                .iter()
+                .position(|&(a, b)| std::str::from_utf8(&data[a..b]).is_err())
+        };
+        if let Some(field) = bad_field {
             out.stats.rows += 1;
             out.stats.invalid_lines += 1;
-            let field = spans.iter().position(|&(_, end)| end > e.valid_up_to()).unwrap_or(0) + 1;
+            let field = field + 1;
             out.rejected.push(Rejected::record(
                 Kind::Malformed,
                 loc,

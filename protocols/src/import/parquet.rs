@@ -85,11 +85,25 @@ fn corrupt(e: parquet::errors::ParquetError) -> ImportError {
     ImportError::Input(format!("the Parquet file cannot be read: {e}"))
 }
 
+/// Runs a call into the `parquet` crate, turning a panic into an error. Some corrupt
+/// files make it panic instead of returning an error (a dictionary-encoded page with no
+/// dictionary, found by fuzzing); a bad upload must fail its import, not the daemon.
+fn guarded<T>(f: impl FnOnce() -> Result<T, ImportError>) -> Result<T, ImportError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(ImportError::Input(format!("the Parquet file is corrupt ({why})")))
+    })
+}
+
 impl<R: ChunkReader + 'static> ParquetRows<R> {
     /// Opens the file and resolves the mapping against its schema (a mapping error
     /// names the columns found).
     pub fn new(reader: R, source: &Source, clock: Clock, check: Option<RowCheck>) -> Result<Self, ImportError> {
-        let reader = SerializedFileReader::new(reader).map_err(corrupt)?;
+        let reader = guarded(|| SerializedFileReader::new(reader).map_err(corrupt))?;
         let schema = reader.metadata().file_metadata().schema_descr_ptr();
         // Leaf columns by dotted path; a column nested in groups answers to the source
         // column whose `paths` entry names it.
@@ -171,12 +185,15 @@ impl<R: ChunkReader + 'static> ParquetRows<R> {
         if self.row_group >= self.reader.num_row_groups() {
             return Ok(false);
         }
-        let group = self.reader.get_row_group(self.row_group).map_err(corrupt)?;
-        self.left = group.metadata().num_rows().max(0) as u64;
-        for col in &mut self.columns {
-            let reader = group.get_column_reader(col.leaf).map_err(corrupt)?;
-            col.values = Some(typed(reader));
-        }
+        let (reader, row_group, columns) = (&self.reader, self.row_group, &mut self.columns);
+        self.left = guarded(|| {
+            let group = reader.get_row_group(row_group).map_err(corrupt)?;
+            for col in columns.iter_mut() {
+                let reader = group.get_column_reader(col.leaf).map_err(corrupt)?;
+                col.values = Some(typed(reader));
+            }
+            Ok(group.metadata().num_rows().max(0) as u64)
+        })?;
         Ok(true)
     }
 
@@ -191,7 +208,7 @@ impl<R: ChunkReader + 'static> ParquetRows<R> {
             }
             let n = (self.left as usize).min(BATCH).min(budget.max(1));
             for col in &mut self.columns {
-                read_batch(col, n)?;
+                guarded(|| read_batch(col, n))?;
             }
             for r in 0..n {
                 let row_number = self.rows_before + self.done_in_group + r as u64 + 1;
@@ -423,7 +440,7 @@ fn row_as_ndjson(row: &ParquetRow, names: &[String]) -> Vec<u8> {
 /// The first `max_rows` rows of every flat column, for analyze.
 pub(crate) fn sample(bytes: bytes::Bytes, max_rows: usize) -> Result<super::analyze::Table, ImportError> {
     use super::analyze::Sample;
-    let reader = SerializedFileReader::new(bytes).map_err(corrupt)?;
+    let reader = guarded(|| SerializedFileReader::new(bytes).map_err(corrupt))?;
     let schema = reader.metadata().file_metadata().schema_descr_ptr();
     let mut columns = Vec::new();
     let mut names = Vec::new();
@@ -458,12 +475,16 @@ pub(crate) fn sample(bytes: bytes::Bytes, max_rows: usize) -> Result<super::anal
         if rows.len() >= max_rows {
             break;
         }
-        let group = reader.get_row_group(g).map_err(corrupt)?;
-        let n = (group.metadata().num_rows().max(0) as usize).min(max_rows - rows.len());
-        for col in &mut columns {
-            col.values = Some(typed(group.get_column_reader(col.leaf).map_err(corrupt)?));
-            read_batch(col, n)?;
-        }
+        let want = max_rows - rows.len();
+        let n = guarded(|| {
+            let group = reader.get_row_group(g).map_err(corrupt)?;
+            let n = (group.metadata().num_rows().max(0) as usize).min(want);
+            for col in columns.iter_mut() {
+                col.values = Some(typed(group.get_column_reader(col.leaf).map_err(corrupt)?));
+                read_batch(col, n)?;
+            }
+            Ok(n)
+        })?;
         for r in 0..n {
             let row = ParquetRow { columns: &columns, r };
             rows.push(

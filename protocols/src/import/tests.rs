@@ -909,3 +909,58 @@ fn bench_shape_rows_all_map() {
     );
     assert_eq!(p[3].value, Value::Long(0)); // 0e1 is exact: a long
 }
+
+#[test]
+fn leading_whitespace_does_not_decide_the_format() {
+    // Found by the fuzzer: the first byte after 94 `\r` said "array" only when the
+    // input came in one piece.
+    let mut body = vec![b'\r'; 94];
+    body.extend_from_slice(br#"[{"name":"m","tags":{"h":"a"},"datapoints":[[1,2]]}]"#);
+    for chunk in [1, 64, 1000] {
+        let options = ImportOptions {
+            format: Some(Format::Kairosdb),
+            ..Default::default()
+        };
+        let out = run_with(None, options, &body, chunk).unwrap();
+        assert_eq!((out.batch.len(), out.rejected.len()), (1, 0), "chunk {chunk}");
+    }
+    let mut body = vec![b' '; 200];
+    body.extend_from_slice(br#"{"time":1700000000,"station":"s1","temp":20.5,"hum":40}"#);
+    let out = run_with(Some(w()), ImportOptions::default(), &body, 10).unwrap();
+    assert_eq!(out.batch.to_points(), case1_points());
+}
+
+#[test]
+fn a_parquet_file_that_panics_the_parquet_crate_is_an_error() {
+    // Found by fuzzing: a dictionary-encoded page without its dictionary page makes
+    // the parquet crate panic; the import must fail, not the daemon.
+    let s = source(
+        r#"{"name":"f","timestamp":{"column":"time"},"metric":{"value_columns":"*"},"tags":{"columns":["station"]}}"#,
+    );
+    let result =
+        ParquetRows::new(fixture("corrupt_dictionary.parquet"), &s, Clock::default(), None).and_then(|mut rows| {
+            let mut out = Output::default();
+            while rows.read(&mut out, 1000)? {}
+            Ok(out)
+        });
+    assert!(
+        matches!(&result, Err(ImportError::Input(m)) if m.contains("corrupt")),
+        "{:?}",
+        result.err()
+    );
+}
+
+#[test]
+fn broken_characters_in_two_fields_are_not_utf8() {
+    // Found by fuzzing: `\xd3` ending one field and `\xaf` starting the next are a
+    // valid character once the delimiter between them is gone.
+    let input = b"time,station,temp,hum\n1700000000,s\xd3,\xaf1,2\n";
+    for chunk in [1, 5, 1000] {
+        let out = run_with(Some(w()), ImportOptions::default(), input, chunk).unwrap();
+        assert_eq!(out.stats.invalid_lines, 1, "chunk {chunk}");
+        assert_eq!(
+            out.rejected[0].errors[0].message,
+            "line 2, column 2: the text is not UTF-8"
+        );
+    }
+}
