@@ -737,21 +737,32 @@ fn text_value(t: &[u8]) -> Result<Option<Value>, (Kind, String)> {
             )),
         };
     }
-    let numeric = {
-        let body = t.strip_prefix(b"-").or_else(|| t.strip_prefix(b"+")).unwrap_or(t);
-        !body.is_empty()
-            && body.first().is_some_and(|b| b.is_ascii_digit() || *b == b'.')
-            && body
-                .iter()
-                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
-    };
+    // One pass: only digits, signs, points and exponents, and which of them.
+    let body = t.strip_prefix(b"-").or_else(|| t.strip_prefix(b"+")).unwrap_or(t);
+    let (mut numeric, mut point, mut exponent) = (
+        body.first().is_some_and(|b| b.is_ascii_digit() || *b == b'.'),
+        false,
+        false,
+    );
+    for &b in body {
+        match b {
+            b'0'..=b'9' | b'+' | b'-' => {}
+            b'.' => point = true,
+            b'e' | b'E' => exponent = true,
+            _ => {
+                numeric = false;
+                break;
+            }
+        }
+    }
     if numeric {
-        if !t.contains(&b'.') && t.iter().any(|b| matches!(b, b'e' | b'E')) || t.starts_with(b"+") && !t.contains(&b'.')
-        {
+        // `1e3` and `+5` are whole numbers when exact (as Gson reads them); nothing
+        // is truncated silently, so `1e-2` stays a double.
+        if !point && (exponent || t.starts_with(b"+")) {
             match decimal_to_long(t) {
                 Ok((v, true)) => return Ok(Some(Value::Long(v))),
                 Ok((_, false)) => {}
-                Err(crate::number::NumberError::OutOfRange(_)) if !t.iter().any(|b| matches!(b, b'e' | b'E')) => {
+                Err(crate::number::NumberError::OutOfRange(_)) if !exponent => {
                     return Err((
                         Kind::BadValue,
                         format!("value \"{}\" is out of range for a 64-bit integer", cut_value(t)),

@@ -15,7 +15,10 @@ use parquet::data_type::{
     BoolType, ByteArray, ByteArrayType, DoubleType, FixedLenByteArray, FixedLenByteArrayType, FloatType, Int32Type,
     Int64Type, Int96, Int96Type,
 };
-use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
+use parquet::file::reader::{FileReader, SerializedFileReader};
+
+/// What [`ParquetRows`] reads from: a `std::fs::File` or `bytes::Bytes` implement it.
+pub use parquet::file::reader::ChunkReader;
 
 use super::mapping::{Cell, Clock, Mapper, Plan, RowCells, RowCheck};
 use super::quarantine::Location;
