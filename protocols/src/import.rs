@@ -27,7 +27,8 @@
 //! - [`source`]: the source JSON, validation; [`descriptor`]: VictoriaMetrics' `columns=`.
 //! - [`time`]: timestamp formats and the `auto` unit rule.
 //! - [`format`]: format and compression detection, push-based gzip.
-//! - `mapping`: rows to points (the number rule, tags, wide and narrow rows).
+//! - `cell`: what a cell means (the REST number rule, tags, names); `mapping`: rows to
+//!   points through a source (wide and narrow rows, atomic rows, the daemon's row check).
 //! - `csv`, `framing` + `json`, `kairosdb`, [`parquet`]: the decoders.
 //! - [`quarantine`]: the records of what was set aside.
 //! - [`analyze`]: column detection and a ready-to-use source from a sample.
@@ -37,6 +38,7 @@ use std::fmt;
 use crate::datapoint::PointBatch;
 
 pub mod analyze;
+mod cell;
 mod csv;
 pub mod descriptor;
 pub mod format;

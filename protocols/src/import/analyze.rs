@@ -381,7 +381,7 @@ fn looks_like_header(records: &[Vec<String>]) -> bool {
 
 fn is_number(s: &str) -> bool {
     matches!(
-        super::mapping::value_of(&super::mapping::Cell::Text(s.as_bytes())),
+        super::cell::value_of(&super::cell::Cell::Text(s.as_bytes())),
         Ok(Some(_))
     )
 }
@@ -507,7 +507,7 @@ fn detect(table: &Table) -> Vec<DetectedColumn> {
         let all_long = present.iter().all(|c| match c {
             Sample::Int(_) => true,
             Sample::Text(t) | Sample::Number(t) => matches!(
-                super::mapping::value_of(&super::mapping::Cell::Text(t.as_bytes())),
+                super::cell::value_of(&super::cell::Cell::Text(t.as_bytes())),
                 Ok(Some(crate::Value::Long(_)))
             ),
             _ => false,
