@@ -10,12 +10,15 @@
 use std::fmt::Write as _;
 
 use parquet::basic::{ConvertedType, LogicalType, TimeUnit, Type as Physical};
-use parquet::column::reader::{get_typed_column_reader, ColumnReader, ColumnReaderImpl};
+use parquet::column::page::{Page, PageMetadata, PageReader};
+use parquet::column::reader::{get_column_reader, get_typed_column_reader, ColumnReader, ColumnReaderImpl};
 use parquet::data_type::{
     BoolType, ByteArray, ByteArrayType, DoubleType, FixedLenByteArray, FixedLenByteArrayType, FloatType, Int32Type,
     Int64Type, Int96, Int96Type,
 };
-use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::errors::ParquetError;
+use parquet::file::reader::{FileReader, RowGroupReader, SerializedFileReader};
+use parquet::schema::types::ColumnDescPtr;
 
 /// What [`ParquetRows`] reads from: a `std::fs::File` or `bytes::Bytes` implement it.
 pub use parquet::file::reader::ChunkReader;
@@ -192,8 +195,7 @@ impl<R: ChunkReader + 'static> ParquetRows<R> {
         self.left = guarded(|| {
             let group = reader.get_row_group(row_group).map_err(corrupt)?;
             for col in columns.iter_mut() {
-                let reader = group.get_column_reader(col.leaf).map_err(corrupt)?;
-                col.values = Some(typed(reader));
+                col.values = Some(typed(checked_column(&*group, col.leaf)?));
             }
             Ok(group.metadata().num_rows().max(0) as u64)
         })?;
@@ -276,6 +278,78 @@ fn read_batch(col: &mut Column, n: usize) -> Result<(), ImportError> {
         }
     }
     Ok(())
+}
+
+/// A column's reader whose pages are checked before the `parquet` crate trusts them.
+fn checked_column(group: &dyn RowGroupReader, leaf: usize) -> Result<ColumnReader, ImportError> {
+    let descr = group.metadata().column(leaf).column_descr_ptr();
+    let pages = group.get_column_page_reader(leaf).map_err(corrupt)?;
+    Ok(get_column_reader(
+        descr.clone(),
+        Box::new(CheckedPages { inner: pages, descr }),
+    ))
+}
+
+/// Refuses a dictionary page that declares more values than its bytes can hold: the
+/// `parquet` crate allocates the dictionary by the declared count first (a 1 KB file
+/// asked for gigabytes, found by fuzzing).
+struct CheckedPages {
+    inner: Box<dyn PageReader>,
+    descr: ColumnDescPtr,
+}
+
+impl CheckedPages {
+    fn check(&self, page: &Page) -> parquet::errors::Result<()> {
+        let Page::DictionaryPage { buf, num_values, .. } = page else {
+            return Ok(());
+        };
+        // The smallest a PLAIN dictionary entry can be, in bits.
+        let bits: u64 = match self.descr.physical_type() {
+            Physical::BOOLEAN => 1,
+            Physical::INT32 | Physical::FLOAT => 32,
+            Physical::INT64 | Physical::DOUBLE => 64,
+            Physical::INT96 => 96,
+            Physical::BYTE_ARRAY => 32, // the length prefix
+            Physical::FIXED_LEN_BYTE_ARRAY => 8 * self.descr.type_length().max(1) as u64,
+        };
+        if u64::from(*num_values) * bits > buf.len() as u64 * 8 {
+            return Err(ParquetError::General(format!(
+                "a dictionary page of column \"{}\" declares {num_values} values in {} bytes",
+                self.descr.path(),
+                buf.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for CheckedPages {
+    type Item = parquet::errors::Result<Page>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.get_next_page().transpose()
+    }
+}
+
+impl PageReader for CheckedPages {
+    fn get_next_page(&mut self) -> parquet::errors::Result<Option<Page>> {
+        let page = self.inner.get_next_page()?;
+        if let Some(p) = &page {
+            self.check(p)?;
+        }
+        Ok(page)
+    }
+
+    fn peek_next_page(&mut self) -> parquet::errors::Result<Option<PageMetadata>> {
+        self.inner.peek_next_page()
+    }
+
+    fn skip_next_page(&mut self) -> parquet::errors::Result<()> {
+        self.inner.skip_next_page()
+    }
+
+    fn at_record_boundary(&mut self) -> parquet::errors::Result<bool> {
+        self.inner.at_record_boundary()
+    }
 }
 
 fn typed(reader: ColumnReader) -> Values {
@@ -483,7 +557,7 @@ pub(crate) fn sample(bytes: bytes::Bytes, max_rows: usize) -> Result<super::anal
             let group = reader.get_row_group(g).map_err(corrupt)?;
             let n = (group.metadata().num_rows().max(0) as usize).min(want);
             for col in columns.iter_mut() {
-                col.values = Some(typed(group.get_column_reader(col.leaf).map_err(corrupt)?));
+                col.values = Some(typed(checked_column(&*group, col.leaf)?));
                 read_batch(col, n)?;
             }
             Ok(n)

@@ -964,3 +964,17 @@ fn broken_characters_in_two_fields_are_not_utf8() {
         );
     }
 }
+
+#[test]
+fn a_parquet_file_that_claims_huge_sizes_fails_in_bounded_memory() {
+    // Found by fuzzing: a page header that declares a huge size.
+    let s = source(
+        r#"{"name":"f","timestamp":{"column":"time"},"metric":{"value_columns":"*"},"tags":{"columns":["station"]}}"#,
+    );
+    let result = ParquetRows::new(fixture("huge_page.parquet"), &s, Clock::default(), None).and_then(|mut rows| {
+        let mut out = Output::default();
+        while rows.read(&mut out, 1000)? {}
+        Ok(out)
+    });
+    assert!(result.is_err(), "{:?}", result.map(|o| o.stats));
+}
