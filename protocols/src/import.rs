@@ -47,6 +47,7 @@ mod json;
 mod kairosdb;
 mod mapping;
 pub mod parquet;
+mod parquet_footer;
 pub mod quarantine;
 pub mod source;
 #[cfg(test)]

@@ -109,6 +109,7 @@ impl<R: ChunkReader + 'static> ParquetRows<R> {
     /// Opens the file and resolves the mapping against its schema (a mapping error
     /// names the columns found).
     pub fn new(reader: R, source: &Source, clock: Clock, check: Option<RowCheck>) -> Result<Self, ImportError> {
+        check_footer(&reader)?;
         let reader = guarded(|| SerializedFileReader::new(reader).map_err(corrupt))?;
         let schema = reader.metadata().file_metadata().schema_descr_ptr();
         // Leaf columns by dotted path; a column nested in groups answers to the source
@@ -278,6 +279,32 @@ fn read_batch(col: &mut Column, n: usize) -> Result<(), ImportError> {
         }
     }
     Ok(())
+}
+
+/// Walks the footer before the `parquet` crate decodes it (see `parquet_footer`).
+fn check_footer<R: ChunkReader>(reader: &R) -> Result<(), ImportError> {
+    let len = reader.len();
+    if len < 12 {
+        return Err(ImportError::Input(
+            "the Parquet file is too short to hold a footer".to_owned(),
+        ));
+    }
+    let tail = reader.get_bytes(len - 8, 8).map_err(corrupt)?;
+    if &tail[4..] != b"PAR1" {
+        return Err(ImportError::Input(
+            "the Parquet file does not end with PAR1 (cut short?)".to_owned(),
+        ));
+    }
+    let meta_len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    if meta_len + 12 > len {
+        return Err(ImportError::Input(format!(
+            "the Parquet footer claims {meta_len} bytes of a {len}-byte file"
+        )));
+    }
+    let meta = reader
+        .get_bytes(len - 8 - meta_len, meta_len as usize)
+        .map_err(corrupt)?;
+    super::parquet_footer::check(&meta).map_err(|e| ImportError::Input(format!("the Parquet file is corrupt: {e}")))
 }
 
 /// A column's reader whose pages are checked before the `parquet` crate trusts them.
@@ -517,6 +544,7 @@ fn row_as_ndjson(row: &ParquetRow, names: &[String]) -> Vec<u8> {
 /// The first `max_rows` rows of every flat column, for analyze.
 pub(crate) fn sample(bytes: bytes::Bytes, max_rows: usize) -> Result<super::analyze::Table, ImportError> {
     use super::analyze::Sample;
+    check_footer(&bytes)?;
     let reader = guarded(|| SerializedFileReader::new(bytes).map_err(corrupt))?;
     let schema = reader.metadata().file_metadata().schema_descr_ptr();
     let mut columns = Vec::new();

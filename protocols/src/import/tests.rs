@@ -978,3 +978,13 @@ fn a_parquet_file_that_claims_huge_sizes_fails_in_bounded_memory() {
     });
     assert!(result.is_err(), "{:?}", result.map(|o| o.stats));
 }
+
+#[test]
+fn a_parquet_footer_declaring_a_huge_list_is_refused_before_decoding() {
+    // Found by fuzzing: 19 bytes whose footer declares a list of billions of empty
+    // elements kept the parquet crate's footer decoder busy for seconds.
+    let e = ParquetRows::new(fixture("slow_footer.parquet"), &w(), Clock::default(), None)
+        .err()
+        .unwrap();
+    assert!(matches!(&e, ImportError::Input(_)), "{e}");
+}
