@@ -17,6 +17,8 @@
 //! - [`rest`]: `POST /api/v1/datapoints` JSON bodies, with per-metric partial success.
 //! - [`graphite`]: carbon plaintext lines, pickle frames behind an opcode validator, and
 //!   the path-to-metric-and-tags parsers.
+//! - [`import`]: file and body import: source mappings, CSV/TSV/NDJSON/JSON/Parquet/KairosDB
+//!   row decoders, quarantine records, analyze.
 //!
 //! Nothing here opens a socket, spawns a task or touches storage; every parser works
 //! on bytes already framed by its caller and reports errors a user can act on.
@@ -25,6 +27,7 @@ pub mod datapoint;
 pub mod decode;
 pub mod framing;
 pub mod graphite;
+pub mod import;
 pub mod number;
 pub mod rest;
 mod scan;
