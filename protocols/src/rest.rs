@@ -28,6 +28,8 @@ use std::borrow::Cow;
 use crate::datapoint::PointBatch;
 use crate::series_cache::{CacheLimits, SeriesCache};
 
+#[cfg(test)]
+mod equivalence_tests;
 mod metric;
 mod plain;
 mod scanner;
@@ -133,9 +135,11 @@ fn run(body: &[u8], batch: &mut PointBatch, reader: Reader, cache: Option<&mut S
             .errors
             .push("Invalid json. No content due to end of input.".to_owned()),
         Some(open @ (b'[' | b'{')) => {
+            state.plain_shortcut = true;
             let scanned = reader != Reader::General
                 && std::str::from_utf8(body).is_ok_and(|text| scanner::read(text, &mut state, cache).is_ok());
             if !scanned {
+                state.plain_shortcut = false;
                 // Start again from scratch: what the scanner stored and said is dropped.
                 state.batch.truncate(mark);
                 state.errors.clear();
@@ -165,6 +169,9 @@ struct State<'de> {
     pairs: Vec<(Cow<'de, str>, Cow<'de, str>)>,
     entries: Vec<Entry<'de>>,
     key: Vec<u8>,
+    /// Whether a plain object may be stored by the shortcut (module `plain`): only for
+    /// the scanner, so that the general reader stays the all-general reference.
+    plain_shortcut: bool,
 }
 
 impl State<'_> {
@@ -179,6 +186,7 @@ impl State<'_> {
             pairs: Vec::new(),
             entries: Vec::new(),
             key: Vec::with_capacity(128),
+            plain_shortcut: false,
         }
     }
 }

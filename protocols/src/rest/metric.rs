@@ -142,7 +142,7 @@ impl<'de> State<'de> {
     /// on): the tags are then neither checked nor encoded again. Returns whether the
     /// object's series key was made without any error (what a cache may remember).
     pub(super) fn finish(&mut self, f: Fields<'de>, known: Option<&[u8]>) -> bool {
-        if self.finish_plain(&f, known) {
+        if self.plain_shortcut && self.finish_plain(&f, known) {
             return true;
         }
         let index = self.index;
