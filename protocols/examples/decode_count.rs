@@ -13,9 +13,11 @@
 //! 10,000) is the steady-state cost per point: one connection's 2,500 series seen
 //! before, as an agent's are after its first interval. Paths: `telnet`, `graphite`
 //! (Graphite 1.1 tags), `graphite-plain` (dotted paths, no tags), `graphite-template`
-//! (dotted paths through the side-by-side harness's template), `pickle`, `rest`. A third
-//! argument `uncached` turns the series cache off (every line fully parsed, as for a
-//! series the connection has not sent before).
+//! (dotted paths through the side-by-side harness's template), `pickle`, `rest` (bodies of
+//! 1,000 objects through one connection's `RestDecoder`). A third argument `uncached`
+//! turns the series cache off (every line fully parsed, as for a series the connection
+//! has not sent before; for `rest`, what `rest::decode_into` costs), and `general` reads
+//! REST bodies with serde_json alone, as before the scanner.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -57,8 +59,9 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let path = args.next().unwrap_or_else(|| "telnet".to_owned());
     let passes: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(2);
-    let cache = match args.next().as_deref() {
-        Some("uncached") => CacheLimits::OFF,
+    let mode = args.next();
+    let cache = match mode.as_deref() {
+        Some("uncached" | "general") => CacheLimits::OFF,
         _ => CacheLimits::DEFAULT,
     };
     let mut batch = PointBatch::with_capacity(POINTS, POINTS * 48);
@@ -101,10 +104,16 @@ fn main() {
         }
         "rest" => {
             // Bodies of 1,000 objects, as the load generator posts them.
+            // One connection's decoder, its series cache kept from body to body.
             let bodies: Vec<Vec<u8>> = (0..POINTS / 1000).map(|b| shapes::rest_body(b * 1000, 1000)).collect();
+            let mut decoder = rest::RestDecoder::new(cache);
             for _ in 0..passes {
                 for body in &bodies {
-                    let errors = rest::decode_into(black_box(body), &mut batch);
+                    let errors = if mode.as_deref() == Some("general") {
+                        rest::decode_into_general(black_box(body), &mut batch)
+                    } else {
+                        decoder.decode_into(black_box(body), &mut batch)
+                    };
                     assert!(errors.is_empty(), "{errors:?}");
                     points += batch.len();
                     batch.clear();

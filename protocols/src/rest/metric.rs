@@ -52,7 +52,8 @@ pub(super) fn classify(text: &str) -> Json<'_> {
 /// Whether a string's text holds an escape; short names and tag values are checked
 /// inline, byte by byte, which costs less than a call to `memchr`.
 #[inline(always)]
-fn has_backslash(s: &[u8]) -> bool {
+#[allow(clippy::manual_contains)] // `contains` calls `memchr`, which is the point
+pub(super) fn has_backslash(s: &[u8]) -> bool {
     if s.len() < 24 {
         s.iter().any(|&b| b == b'\\')
     } else {
@@ -333,7 +334,7 @@ fn check_tags<'de>(
         _ => {}
     }
     for (i, (tag, raw)) in tags.iter().enumerate() {
-        let v = classify(*raw);
+        let v = classify(raw);
         if validate && tag.is_empty() {
             errors.push(format!("{ctx}.tag[{i}].name may not be empty."));
         }

@@ -14,7 +14,8 @@
 //! number that [`number::plain_number`] reads (`-?digits` up to 18, or a short
 //! `digits.digits`), whose value is exactly what the general conversion gives.
 
-use super::{metric::TTL_MAX, Entry, Fields, Shape, State};
+use super::metric::{has_backslash, TTL_MAX};
+use super::{Entry, Fields, Shape, State};
 use crate::datapoint::Value;
 use crate::number::{self, Plain};
 
@@ -25,7 +26,7 @@ const MAX_TAGS: usize = 16;
 #[inline(always)]
 fn plain_string(text: &str) -> Option<&str> {
     let inner = text.strip_prefix('"')?.strip_suffix('"')?;
-    (!inner.as_bytes().contains(&b'\\')).then_some(inner)
+    (!has_backslash(inner.as_bytes())).then_some(inner)
 }
 
 #[inline(always)]
