@@ -136,6 +136,7 @@ impl PointBatch {
     }
 
     /// The canonical series key of `record` (see [`series_key`]).
+    #[inline]
     pub fn key(&self, record: &PointRecord) -> &[u8] {
         let start = record.key_start as usize;
         &self.keys[start..start + record.key_len as usize]

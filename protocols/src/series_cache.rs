@@ -80,6 +80,7 @@ struct Generation {
 }
 
 impl Generation {
+    #[inline]
     fn find(&self, hash: u64, a: &[u8], b: &[u8]) -> Option<&Entry> {
         if self.slots.is_empty() {
             return None;
@@ -104,6 +105,7 @@ impl Generation {
         None
     }
 
+    #[inline]
     fn key(&self, e: &Entry) -> &[u8] {
         let start = (e.start + e.a_len + e.b_len) as usize;
         &self.arena[start..start + e.key_len as usize]
