@@ -514,6 +514,8 @@ fn the_scanner_takes_what_agents_send() {
         r#"[{"name":"m","datapoints":[[1,1],[2,null],[3,3],[4]],"tags":{"a":"b"},"extra":{"x":[1,{"y":null}]}}]"#,
         r#"[{"metric":"m","name":"n","timestamp":1e3,"value":-0.0,"tags":{"a":5,"b":true}}]"#,
         "[]",
+        // Python's json.dumps (the integration test's first body).
+        r#"[{"name": "py.scan", "tags": {"city": "Z\u00fcrich", "path": "/var/log"}, "datapoints": [[1000, 1.5], [2000, 2]]}, {"name": "py.scan", "tags": {"city": "Z\u00fcrich", "path": "/var/log"}, "timestamp": 3000, "value": "7", "ttl": 60}]"#,
     ];
     for body in bodies {
         let mut batch = PointBatch::new();
@@ -528,6 +530,7 @@ fn the_scanner_takes_what_agents_send() {
         r#"[1]"#,
         r#"[{"name":"m","tags":null}]"#,
         "[{\"name\":\"a\u{1}\"}]",
+        r#"{"name": "py.fallback", "tags": {"st\u00e4dt": "x"}, "datapoints": [[1000, 1000.0]]}"#,
     ] {
         let mut batch = PointBatch::new();
         assert!(decode_into_scanner(body.as_bytes(), &mut batch).is_none(), "{body}");
