@@ -460,3 +460,54 @@ fn connection_cap_makes_extra_clients_wait_not_fail() {
         String::from_utf8_lossy(&buf[..n])
     );
 }
+
+/// Python's `json.dumps` as clients use it (", " and ": " separators, non-ASCII as
+/// `\u` escapes) posted with `urllib`: one body the hand-written scanner reads (escapes
+/// only in values), one it hands to serde_json (an escaped tag name), and a bad one.
+/// Each must store and answer exactly as the general reader would.
+#[test]
+fn python_json_clients_through_both_readers() {
+    let d = Daemon::start(&[]);
+    let script = r#"
+import json, sys, urllib.request, urllib.error
+port = int(sys.argv[1])
+def post(doc):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/datapoints",
+                                 data=json.dumps(doc).encode(), headers={"Content-Type": "application/json"})
+    try:
+        return urllib.request.urlopen(req, timeout=10).status, ""
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())["errors"]
+print(post([{"name": "py.scan", "tags": {"city": "Zürich", "path": "/var/log"}, "datapoints": [[1000, 1.5], [2000, 2]]},
+            {"name": "py.scan", "tags": {"city": "Zürich", "path": "/var/log"}, "timestamp": 3000, "value": "7", "ttl": 60}]))
+print(post({"name": "py.fallback", "tags": {"städt": "x"}, "datapoints": [[1000, 1e3]]}))
+print(post([{"name": "py.ok", "tags": {"h": "a"}, "datapoints": [[1, 1]]},
+            {"name": "py.bad", "tags": {"h": "a"}, "datapoints": [[2, "x"]]}]))
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(d.http.port().to_string())
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines[0], "(204, '')");
+    assert_eq!(lines[1], "(204, '')");
+    assert_eq!(
+        lines[2],
+        "(400, [\"metric[1](name=py.bad).datapoints[0].value 'x' is not a number; kairosd does not store string data points.\"])"
+    );
+    let q = d.query(json!({"start_absolute": 0, "metrics": [{"name": "py.scan"}]}));
+    let r = &q["queries"][0]["results"][0];
+    assert_eq!(r["tags"], json!({"city": ["Zürich"], "path": ["/var/log"]}));
+    assert_eq!(r["values"], json!([[1000, 1.5], [2000, 2], [3000, 7]]));
+    let q = d.query(json!({"start_absolute": 0, "metrics": [{"name": "py.fallback"}]}));
+    assert_eq!(q["queries"][0]["results"][0]["tags"], json!({"städt": ["x"]}));
+    assert_eq!(q["queries"][0]["results"][0]["values"], json!([[1000, 1000]]));
+    assert_eq!(d.values("py.ok", json!({})), vec![json!([1, 1])]);
+    assert!(d.values("py.bad", json!({})).is_empty());
+}

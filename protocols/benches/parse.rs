@@ -141,6 +141,27 @@ fn bench_rest(c: &mut Criterion) {
         });
         group.finish();
     }
+
+    // The same body through serde_json alone (the general reader, as before the
+    // scanner), and through one connection's decoder, whose series cache holds the
+    // body's series after the first iteration (an agent posting every interval).
+    let mut group = c.benchmark_group("rest_body");
+    group.throughput(Throughput::Elements(OBJECTS as u64));
+    let mut batch = PointBatch::with_capacity(OBJECTS, OBJECTS * 48);
+    group.bench_function(BenchmarkId::new("general_points", OBJECTS), |b| {
+        b.iter(|| {
+            batch.clear();
+            rest::decode_into_general(black_box(&body), &mut batch)
+        })
+    });
+    let mut decoder = rest::RestDecoder::default();
+    group.bench_function(BenchmarkId::new("cached_points", OBJECTS), |b| {
+        b.iter(|| {
+            batch.clear();
+            decoder.decode_into(black_box(&body), &mut batch)
+        })
+    });
+    group.finish();
 }
 
 criterion_group!(benches, bench_telnet, bench_framed, bench_rest);

@@ -63,6 +63,13 @@ pub struct PointRecord {
     pub ttl: u32,
 }
 
+/// A position in a [`PointBatch`], from [`PointBatch::mark`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMark {
+    points: usize,
+    keys: usize,
+}
+
 /// Points on their way to the writer, series keys packed into one arena.
 ///
 /// Consecutive points of the same series share one copy of the key (the common case
@@ -109,11 +116,27 @@ impl PointBatch {
         self.points.clear();
     }
 
+    /// Where the batch ends now, for [`PointBatch::truncate`].
+    pub fn mark(&self) -> BatchMark {
+        BatchMark {
+            points: self.points.len(),
+            keys: self.keys.len(),
+        }
+    }
+
+    /// Drops every point appended since `mark` was taken (a decoder that starts a
+    /// body again with another reader).
+    pub fn truncate(&mut self, mark: BatchMark) {
+        self.points.truncate(mark.points);
+        self.keys.truncate(mark.keys);
+    }
+
     pub fn records(&self) -> &[PointRecord] {
         &self.points
     }
 
     /// The canonical series key of `record` (see [`series_key`]).
+    #[inline]
     pub fn key(&self, record: &PointRecord) -> &[u8] {
         let start = record.key_start as usize;
         &self.keys[start..start + record.key_len as usize]

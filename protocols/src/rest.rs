@@ -2,12 +2,20 @@
 //!
 //! KairosDB streams through the body and publishes each metric object as soon as it is
 //! validated, so a 400 still keeps every valid metric before (and after) a bad one, and
-//! a syntax error keeps what came before it. To behave the same, the top-level array is
-//! driven element by element through serde's `DeserializeSeed`: each metric object is
-//! read into borrowed raw fields, validated (module `metric`) and appended to the batch
-//! before the next one is read.
+//! a syntax error keeps what came before it. kairosd does the same: each metric object
+//! is read into borrowed raw fields, validated (module `metric`) and appended to the
+//! batch before the next one is read.
 //!
-//! Scalars are captured as `&RawValue` because KairosDB infers a value's type from its
+//! Two readers fill those fields. The hand-written scanner (module `scanner`) reads the
+//! shapes agents send (plain keys, scalars, `tags` objects, `datapoints` arrays) in one
+//! pass; on anything outside that subset, including every syntax error, it gives up and
+//! the whole body is read again from the start by serde_json (module `serde_reader`),
+//! whose error texts and positions are the ones a client gets. Both hand the same raw
+//! fields to the same validation, so a body gives the same points, in the same order,
+//! and the same messages whichever reader took it (a differential proptest and the
+//! `rest_body` fuzz target hold them to that).
+//!
+//! Scalars are kept as their JSON text because KairosDB infers a value's type from its
 //! *text* (`1` is a long, `1.0` a double), which a parsed `f64` no longer has. The
 //! tag list, the datapoint list and the key buffer are reused from metric to metric.
 //!
@@ -16,14 +24,16 @@
 //! error of that metric and goes on with the next one.
 
 use std::borrow::Cow;
-use std::fmt;
-
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 
 use crate::datapoint::PointBatch;
+use crate::series_cache::{CacheLimits, SeriesCache};
 
+#[cfg(test)]
+mod equivalence_tests;
 mod metric;
+mod plain;
+mod scanner;
+mod serde_reader;
 #[cfg(test)]
 mod tests;
 
@@ -46,69 +56,105 @@ pub fn decode(body: &[u8]) -> Decoded {
 /// [`decode`], appending the points to `batch` (so a caller can reuse its memory) and
 /// returning the errors.
 pub fn decode_into(body: &[u8], batch: &mut PointBatch) -> Vec<String> {
+    run(body, batch, Reader::Either, None).unwrap_or_default()
+}
+
+/// [`decode_into`] through serde_json alone: the general reader, which the scanner is
+/// checked against (tests, fuzzing, benchmarks). Same results, more instructions.
+pub fn decode_into_general(body: &[u8], batch: &mut PointBatch) -> Vec<String> {
+    run(body, batch, Reader::General, None).unwrap_or_default()
+}
+
+/// The scanner alone: `None` (and `batch` as it was) where it would hand the body to
+/// the general reader. For the differential tests and the fuzz target.
+#[doc(hidden)]
+pub fn decode_into_scanner(body: &[u8], batch: &mut PointBatch) -> Option<Vec<String>> {
+    run(body, batch, Reader::Scanner, None)
+}
+
+/// A decoder for one HTTP connection (or any source of many bodies): a [`SeriesCache`]
+/// from the raw `name` and `tags` texts of a metric object to its series key, so a
+/// series the connection posted before is not validated, sorted and encoded again.
+/// Agents post the same series every interval, so nearly every object of a body after
+/// the first hits. Results are exactly [`decode_into`]'s.
+#[derive(Debug)]
+pub struct RestDecoder {
+    cache: SeriesCache,
+}
+
+impl Default for RestDecoder {
+    fn default() -> RestDecoder {
+        RestDecoder::new(CacheLimits::DEFAULT)
+    }
+}
+
+impl RestDecoder {
+    /// `limits` bound the cache (`CacheLimits::OFF` makes this [`decode_into`]).
+    pub fn new(limits: CacheLimits) -> RestDecoder {
+        RestDecoder {
+            cache: SeriesCache::new(limits),
+        }
+    }
+
+    /// [`decode_into`], with this decoder's series cache.
+    pub fn decode_into(&mut self, body: &[u8], batch: &mut PointBatch) -> Vec<String> {
+        run(body, batch, Reader::Either, Some(&mut self.cache)).unwrap_or_default()
+    }
+
+    /// The scanner alone, with the cache; see [`decode_into_scanner`].
+    #[doc(hidden)]
+    pub fn decode_into_scanner(&mut self, body: &[u8], batch: &mut PointBatch) -> Option<Vec<String>> {
+        run(body, batch, Reader::Scanner, Some(&mut self.cache))
+    }
+
+    /// The series cache (hit counts, memory).
+    pub fn cache(&self) -> &SeriesCache {
+        &self.cache
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    /// The scanner, and the general reader where it gives up.
+    Either,
+    General,
+    Scanner,
+}
+
+/// `None` only for [`Reader::Scanner`] when the scanner gave up (`batch` then unchanged).
+fn run(body: &[u8], batch: &mut PointBatch, reader: Reader, cache: Option<&mut SeriesCache>) -> Option<Vec<String>> {
+    let mark = batch.mark();
     let mut state = State::new(std::mem::take(batch), body.len());
     let first = body
         .iter()
         .copied()
         .find(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
+    let mut done = true;
     match first {
         None => state
             .errors
             .push("Invalid json. No content due to end of input.".to_owned()),
-        // Checking UTF-8 once up front spares serde_json a check per string and raw value.
-        Some(open @ (b'[' | b'{')) => match std::str::from_utf8(body) {
-            Ok(text) => read_body(serde_json::Deserializer::from_str(text), open, &mut state, body),
-            Err(_) => read_body(serde_json::Deserializer::from_slice(body), open, &mut state, body),
-        },
+        Some(open @ (b'[' | b'{')) => {
+            state.plain_shortcut = true;
+            let scanned = reader != Reader::General
+                && std::str::from_utf8(body).is_ok_and(|text| scanner::read(text, &mut state, cache).is_ok());
+            if !scanned {
+                state.plain_shortcut = false;
+                // Start again from scratch: what the scanner stored and said is dropped.
+                state.batch.truncate(mark);
+                state.errors.clear();
+                state.index = 0;
+                if reader == Reader::Scanner {
+                    done = false;
+                } else {
+                    serde_reader::read(body, open, &mut state);
+                }
+            }
+        }
         Some(_) => state.errors.push("Invalid start of json.".to_owned()),
     }
     *batch = state.batch;
-    state.errors
-}
-
-fn read_body<'de, R: serde_json::de::Read<'de>>(
-    mut de: serde_json::Deserializer<R>,
-    open: u8,
-    state: &mut State<'de>,
-    body: &[u8],
-) {
-    let result = if open == b'[' {
-        (&mut de).deserialize_seq(TopArray(state))
-    } else {
-        MetricSeed(state).deserialize(&mut de)
-    };
-    if let Err(e) = result.and_then(|()| de.end()) {
-        state.errors.push(syntax_message(&e, body));
-    }
-}
-
-/// Serde's words with KairosDB's prefix, and a hint for the most likely cause of an
-/// "expected value": NaN or Infinity, which Gson's lenient mode tolerated.
-fn syntax_message(e: &serde_json::Error, body: &[u8]) -> String {
-    if e.is_eof() {
-        return format!(
-            "Invalid json. Unexpected end of input at line {} column {}.",
-            e.line(),
-            e.column()
-        );
-    }
-    let line_start = if e.line() <= 1 {
-        0
-    } else {
-        memchr::memchr_iter(b'\n', body)
-            .nth(e.line() - 2)
-            .map_or(body.len(), |i| i + 1)
-    };
-    let at = line_start + e.column();
-    let non_finite = (at.saturating_sub(3)..at + 1)
-        .filter_map(|i| body.get(i..))
-        .any(|rest| rest.starts_with(b"NaN") || rest.starts_with(b"Infinity"));
-    let hint = if non_finite {
-        " (NaN and Infinity are not JSON numbers, and kairosd refuses them)"
-    } else {
-        ""
-    };
-    format!("Invalid json: {e}{hint}.")
+    done.then_some(state.errors)
 }
 
 /// Everything that outlives one metric object.
@@ -118,11 +164,14 @@ struct State<'de> {
     /// Index of the metric object being read, for `metric[i]` in messages.
     index: usize,
     /// Tags of the current object, as read (order kept for KairosDB's `tag[i]` messages).
-    tags: Vec<(Cow<'de, str>, &'de RawValue)>,
+    tags: Vec<(Cow<'de, str>, &'de str)>,
     /// Tags decoded and sorted for the series key.
     pairs: Vec<(Cow<'de, str>, Cow<'de, str>)>,
     entries: Vec<Entry<'de>>,
     key: Vec<u8>,
+    /// Whether a plain object may be stored by the shortcut (module `plain`): only for
+    /// the scanner, so that the general reader stays the all-general reference.
+    plain_shortcut: bool,
 }
 
 impl State<'_> {
@@ -137,6 +186,7 @@ impl State<'_> {
             pairs: Vec::new(),
             entries: Vec::new(),
             key: Vec::with_capacity(128),
+            plain_shortcut: false,
         }
     }
 }
@@ -152,16 +202,16 @@ enum Shape {
     Wrong(&'static str),
 }
 
-/// The fields of one metric object, borrowed from the body.
+/// The fields of one metric object: each value's JSON text, borrowed from the body.
 #[derive(Default)]
 struct Fields<'de> {
-    name: Option<&'de RawValue>,
-    timestamp: Option<&'de RawValue>,
-    time: Option<&'de RawValue>,
-    value: Option<&'de RawValue>,
-    kind: Option<&'de RawValue>,
-    ttl: Option<&'de RawValue>,
-    skip_validate: Option<&'de RawValue>,
+    name: Option<&'de str>,
+    timestamp: Option<&'de str>,
+    time: Option<&'de str>,
+    value: Option<&'de str>,
+    kind: Option<&'de str>,
+    ttl: Option<&'de str>,
+    skip_validate: Option<&'de str>,
     tags: Shape,
     datapoints: Shape,
 }
@@ -171,327 +221,5 @@ struct Fields<'de> {
 #[derive(Debug, Clone, Copy)]
 enum Entry<'de> {
     NotArray(&'static str),
-    Array {
-        len: usize,
-        items: [Option<&'de RawValue>; 3],
-    },
-}
-
-/// Implements the `visit_*` methods of the JSON types a visitor does not want (through
-/// its `wrong` method), so that a value of the wrong type becomes a per-metric error
-/// instead of aborting the body.
-macro_rules! wrong_json_types {
-    () => {
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(self.wrong("a boolean"))
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(self.wrong("a number"))
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(self.wrong("a number"))
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(self.wrong("a number"))
-        }
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-            Ok(self.wrong("a string"))
-        }
-    };
-}
-
-fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<usize, A::Error> {
-    let mut n = 0;
-    while seq.next_element::<IgnoredAny>()?.is_some() {
-        n += 1;
-    }
-    Ok(n)
-}
-
-fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
-    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-    Ok(())
-}
-
-/// The top-level array: each element is validated and stored before the next is read.
-struct TopArray<'a, 'de>(&'a mut State<'de>);
-
-impl<'de> Visitor<'de> for TopArray<'_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of metric objects")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(MetricSeed(&mut *self.0))?.is_some() {
-            self.0.index += 1;
-        }
-        Ok(())
-    }
-}
-
-struct MetricSeed<'a, 'de>(&'a mut State<'de>);
-
-impl<'de> DeserializeSeed<'de> for MetricSeed<'_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl MetricSeed<'_, '_> {
-    fn wrong(self, kind: &str) {
-        let index = self.0.index;
-        self.0
-            .errors
-            .push(format!("metric[{index}] must be a JSON object, not {kind}."));
-    }
-}
-
-impl<'de> Visitor<'de> for MetricSeed<'_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a metric object")
-    }
-
-    wrong_json_types!();
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.wrong("null");
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        drain_seq(seq)?;
-        self.wrong("an array");
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let state = self.0;
-        state.tags.clear();
-        state.entries.clear();
-        let mut f = Fields::default();
-        // A repeated field replaces the earlier one, as with Gson.
-        while let Some(field) = map.next_key::<Field>()? {
-            match field {
-                Field::Name => f.name = Some(map.next_value()?),
-                Field::Timestamp => f.timestamp = Some(map.next_value()?),
-                Field::Time => f.time = Some(map.next_value()?),
-                Field::Value => f.value = Some(map.next_value()?),
-                Field::Type => f.kind = Some(map.next_value()?),
-                Field::Ttl => f.ttl = Some(map.next_value()?),
-                Field::SkipValidate => f.skip_validate = Some(map.next_value()?),
-                Field::Tags => f.tags = map.next_value_seed(TagsSeed(&mut state.tags))?,
-                Field::Datapoints => f.datapoints = map.next_value_seed(EntriesSeed(&mut state.entries))?,
-                Field::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        state.finish(f);
-        Ok(())
-    }
-}
-
-enum Field {
-    Name,
-    Tags,
-    Timestamp,
-    Time,
-    Value,
-    Datapoints,
-    Type,
-    Ttl,
-    SkipValidate,
-    Other,
-}
-
-impl<'de> de::Deserialize<'de> for Field {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Field, D::Error> {
-        struct FieldVisitor;
-        impl Visitor<'_> for FieldVisitor {
-            type Value = Field;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
-                Ok(match v {
-                    "name" => Field::Name,
-                    "tags" => Field::Tags,
-                    "timestamp" => Field::Timestamp,
-                    "time" => Field::Time,
-                    "value" => Field::Value,
-                    "datapoints" => Field::Datapoints,
-                    "type" => Field::Type,
-                    "ttl" => Field::Ttl,
-                    "skip_validate" => Field::SkipValidate,
-                    _ => Field::Other,
-                })
-            }
-        }
-        deserializer.deserialize_identifier(FieldVisitor)
-    }
-}
-
-/// An object key, borrowed from the body unless it contains escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> de::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key<'de>, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
-struct TagsSeed<'a, 'de>(&'a mut Vec<(Cow<'de, str>, &'de RawValue)>);
-
-impl TagsSeed<'_, '_> {
-    fn wrong(self, kind: &'static str) -> Shape {
-        Shape::Wrong(kind)
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for TagsSeed<'_, 'de> {
-    type Value = Shape;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Shape, D::Error> {
-        self.0.clear();
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for TagsSeed<'_, 'de> {
-    type Value = Shape;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object of tags")
-    }
-
-    wrong_json_types!();
-
-    fn visit_unit<E: de::Error>(self) -> Result<Shape, E> {
-        Ok(Shape::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Shape, A::Error> {
-        drain_seq(seq)?;
-        Ok(Shape::Wrong("an array"))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
-        while let Some(Key(name)) = map.next_key()? {
-            self.0.push((name, map.next_value()?));
-        }
-        Ok(Shape::Present)
-    }
-}
-
-struct EntriesSeed<'a, 'de>(&'a mut Vec<Entry<'de>>);
-
-impl EntriesSeed<'_, '_> {
-    fn wrong(self, kind: &'static str) -> Shape {
-        Shape::Wrong(kind)
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for EntriesSeed<'_, 'de> {
-    type Value = Shape;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Shape, D::Error> {
-        self.0.clear();
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for EntriesSeed<'_, 'de> {
-    type Value = Shape;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of datapoints")
-    }
-
-    wrong_json_types!();
-
-    fn visit_unit<E: de::Error>(self) -> Result<Shape, E> {
-        Ok(Shape::Null)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Shape, A::Error> {
-        drain_map(map)?;
-        Ok(Shape::Wrong("an object"))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
-        while let Some(entry) = seq.next_element_seed(EntrySeed)? {
-            self.0.push(entry);
-        }
-        Ok(Shape::Present)
-    }
-}
-
-struct EntrySeed;
-
-impl EntrySeed {
-    fn wrong<'de>(self, kind: &'static str) -> Entry<'de> {
-        Entry::NotArray(kind)
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for EntrySeed {
-    type Value = Entry<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Entry<'de>, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for EntrySeed {
-    type Value = Entry<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a [timestamp, value] array")
-    }
-
-    wrong_json_types!();
-
-    fn visit_unit<E: de::Error>(self) -> Result<Entry<'de>, E> {
-        Ok(Entry::NotArray("null"))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Entry<'de>, A::Error> {
-        drain_map(map)?;
-        Ok(Entry::NotArray("an object"))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Entry<'de>, A::Error> {
-        let mut items = [None; 3];
-        let mut len = 0;
-        for item in &mut items {
-            match seq.next_element::<&'de RawValue>()? {
-                Some(raw) => {
-                    *item = Some(raw);
-                    len += 1;
-                }
-                None => return Ok(Entry::Array { len, items }),
-            }
-        }
-        len += drain_seq(seq)?;
-        Ok(Entry::Array { len, items })
-    }
+    Array { len: usize, items: [Option<&'de str>; 3] },
 }

@@ -80,6 +80,7 @@ struct Generation {
 }
 
 impl Generation {
+    #[inline(always)]
     fn find(&self, hash: u64, a: &[u8], b: &[u8]) -> Option<&Entry> {
         if self.slots.is_empty() {
             return None;
@@ -104,6 +105,7 @@ impl Generation {
         None
     }
 
+    #[inline]
     fn key(&self, e: &Entry) -> &[u8] {
         let start = (e.start + e.a_len + e.b_len) as usize;
         &self.arena[start..start + e.key_len as usize]
@@ -221,10 +223,13 @@ impl SeriesCache {
         let per_gen = Generational {
             entries,
             bytes: limits.bytes / 2,
+            // Four slots an entry, as documented and charged (ENTRY_OVERHEAD): at
+            // twice the entries a full generation was half full, and a capped probe
+            // run overflowed now and then, leaving a series uncached.
             slots: if entries == 0 {
                 0
             } else {
-                (entries * 2).next_power_of_two()
+                (entries * 4).next_power_of_two()
             },
         };
         SeriesCache {
@@ -245,19 +250,28 @@ impl SeriesCache {
 
     /// Looks up the series named by `a` followed by `b` (two parts, so a telnet line's
     /// metric and tags need not be contiguous; the split is part of the match).
-    #[inline]
+    #[inline(always)]
     pub fn get(&mut self, a: &[u8], b: &[u8]) -> Lookup<'_> {
         let hash = hash(self.seed, a, b);
+        // The common case inline (a series of the current generation); the rest, which
+        // carries entries forward or misses, out of line.
+        if self.enabled() {
+            if let Some(e) = self.current.find(hash, a, b).copied() {
+                self.hits += 1;
+                return Lookup::Hit {
+                    key: self.current.key(&e),
+                    ttl: e.ttl,
+                };
+            }
+        }
+        self.get_beyond_current(hash, a, b)
+    }
+
+    /// [`SeriesCache::get`] for what the current generation does not hold.
+    #[inline(never)]
+    fn get_beyond_current(&mut self, hash: u64, a: &[u8], b: &[u8]) -> Lookup<'_> {
         if !self.enabled() {
             return Lookup::Miss(MissToken(hash));
-        }
-        if let Some(e) = self.current.find(hash, a, b) {
-            self.hits += 1;
-            let (e, current) = (*e, &self.current);
-            return Lookup::Hit {
-                key: current.key(&e),
-                ttl: e.ttl,
-            };
         }
         let Some(e) = self.previous.find(hash, a, b).copied() else {
             self.misses += 1;
@@ -355,7 +369,9 @@ fn read8(b: &[u8], at: usize) -> u64 {
 fn hash_part(mut h: u64, bytes: &[u8]) -> u64 {
     let len = bytes.len();
     let mut i = 0;
-    while i + 16 <= len {
+    // Whole blocks while more than one is left: the last 1 to 16 bytes are the final
+    // block below (two overlapping words), so a 32-byte path takes two multiplies.
+    while i + 16 < len {
         h = fold(read8(bytes, i) ^ h, read8(bytes, i + 8) ^ K1);
         i += 16;
     }

@@ -6,8 +6,6 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde_json::value::RawValue;
-
 use super::{Entry, Fields, Shape, State};
 use crate::datapoint::Value;
 use crate::number::{self, quote, NumberError};
@@ -27,12 +25,12 @@ pub(super) enum Json<'de> {
     },
 }
 
-pub(super) fn classify(raw: &RawValue) -> Json<'_> {
-    let text = raw.get();
+/// Classifies a value from its JSON text (which either reader has checked is valid JSON).
+pub(super) fn classify(text: &str) -> Json<'_> {
     match text.as_bytes().first() {
         Some(b'"') => {
             let inner = &text[1..text.len() - 1];
-            if inner.contains('\\') {
+            if has_backslash(inner.as_bytes()) {
                 // Valid JSON (serde checked it), so this cannot fail; fall back anyway.
                 serde_json::from_str::<String>(text)
                     .map_or(Json::Str(Cow::Borrowed(inner)), |s| Json::Str(Cow::Owned(s)))
@@ -48,6 +46,18 @@ pub(super) fn classify(raw: &RawValue) -> Json<'_> {
             empty: text[1..].trim_start().starts_with(']'),
         },
         _ => Json::Number(text),
+    }
+}
+
+/// Whether a string's text holds an escape; short names and tag values are checked
+/// inline, byte by byte, which costs less than a call to `memchr`.
+#[inline(always)]
+#[allow(clippy::manual_contains)] // `contains` calls `memchr`, which is the point
+pub(super) fn has_backslash(s: &[u8]) -> bool {
+    if s.len() < 24 {
+        s.iter().any(|&b| b == b'\\')
+    } else {
+        memchr::memchr(b'\\', s).is_some()
     }
 }
 
@@ -124,11 +134,18 @@ impl fmt::Display for Ctx<'_> {
 }
 
 /// How `ttl` may be given: Java's `int`, and not negative.
-const TTL_MAX: i64 = i32::MAX as i64;
+pub(super) const TTL_MAX: i64 = i32::MAX as i64;
 
 impl<'de> State<'de> {
-    /// Validates the metric object just read and appends its points.
-    pub(super) fn finish(&mut self, f: Fields<'de>) {
+    /// Validates the metric object just read and appends its points. `known` is the
+    /// series key of this object's `name` and `tags` texts when a series cache has them
+    /// (the cache holds only series that validated without an error, with validation
+    /// on): the tags are then neither checked nor encoded again. Returns whether the
+    /// object's series key was made without any error (what a cache may remember).
+    pub(super) fn finish(&mut self, f: Fields<'de>, known: Option<&[u8]>) -> bool {
+        if self.plain_shortcut && self.finish_plain(&f, known) {
+            return true;
+        }
         let index = self.index;
         let errors_before = self.errors.len();
         let errors = &mut self.errors;
@@ -189,7 +206,7 @@ impl<'de> State<'de> {
             Some(j) => match j.numeric_text().map(json_long) {
                 Some(Ok((v, true))) if (0..=TTL_MAX).contains(&v) => v as u32,
                 _ => {
-                    let shown = f.ttl.map_or("", |r| r.get());
+                    let shown = f.ttl.unwrap_or("");
                     errors.push(format!(
                         "{ctx}.ttl must be a whole number of seconds from 0 to {TTL_MAX}, not {}.",
                         quote(shown.as_bytes())
@@ -246,46 +263,9 @@ impl<'de> State<'de> {
             }
         }
 
-        match f.tags {
-            Shape::Wrong(kind) => errors.push(format!(
-                "{ctx}.tags must be an object of tag names to values, not {kind}."
-            )),
-            _ if validate && self.tags.is_empty() => {
-                errors.push(format!("{ctx}.tags count must be greater than or equal to 1."))
-            }
-            _ => {}
-        }
-        self.pairs.clear();
-        for (i, (tag, raw)) in self.tags.iter().enumerate() {
-            let v = classify(raw);
-            if validate && tag.is_empty() {
-                errors.push(format!("{ctx}.tag[{i}].name may not be empty."));
-            }
-            let label = TagLabel { index: i, name: tag };
-            let text = match v {
-                Json::Null => {
-                    errors.push(format!("{ctx}.tag[{label}].value may not be null."));
-                    continue;
-                }
-                Json::Str(s) => s,
-                Json::Number(t) => Cow::Borrowed(t),
-                Json::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
-                Json::Object | Json::Array { .. } => {
-                    errors.push(format!("{ctx}.tag[{label}].value must be a string, not {}.", v.kind()));
-                    continue;
-                }
-            };
-            if validate && text.is_empty() {
-                errors.push(format!("{ctx}.tag[{label}].value may not be empty."));
-            }
-            self.pairs.push((tag.clone(), text));
-        }
-        self.pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        if let Some(w) = self.pairs.windows(2).find(|w| w[0].0 == w[1].0) {
-            errors.push(format!(
-                "{ctx}.tag[{}] is given more than once.",
-                quote(w[0].0.as_bytes())
-            ));
+        if known.is_none() {
+            self.pairs.clear();
+            check_tags(errors, &self.tags, &mut self.pairs, f.tags, &ctx, validate);
         }
 
         if let Shape::Wrong(kind) = f.datapoints {
@@ -295,22 +275,28 @@ impl<'de> State<'de> {
         }
 
         if errors.len() > errors_before {
-            return;
+            return false;
         }
         let Some(metric) = name.as_deref() else {
-            return;
+            return false;
         };
 
-        self.key.clear();
-        series_key::encode_into(
-            &mut self.key,
-            metric,
-            self.pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
-        );
+        let key: &[u8] = match known {
+            Some(key) => key,
+            None => {
+                self.key.clear();
+                series_key::encode_into(
+                    &mut self.key,
+                    metric,
+                    self.pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
+                );
+                &self.key
+            }
+        };
 
         if let (Some(ts), Some(v)) = (timestamp, &value) {
             match convert(kind.as_deref(), v, &ctx, &What::Value(ctx)) {
-                Ok(value) => self.batch.push_encoded(&self.key, ts, value, ttl),
+                Ok(value) => self.batch.push_encoded(key, ts, value, ttl),
                 Err(e) => errors.push(e),
             }
         }
@@ -320,9 +306,78 @@ impl<'de> State<'de> {
             let point = entry_point(entry, kind.as_deref(), &ctx, i)
                 .and_then(|(ts, kind, v)| Ok((ts, convert(kind.as_deref(), &v, &ctx, &what)?)));
             match point {
-                Ok((ts, value)) => self.batch.push_encoded(&self.key, ts, value, ttl),
+                Ok((ts, value)) => self.batch.push_encoded(key, ts, value, ttl),
                 Err(e) => errors.push(e),
             }
+        }
+        true
+    }
+}
+
+/// The `tags` checks (KairosDB's order and texts), collecting the decoded pairs sorted
+/// by name for the series key.
+fn check_tags<'de>(
+    errors: &mut Vec<String>,
+    tags: &[(Cow<'de, str>, &'de str)],
+    pairs: &mut Vec<(Cow<'de, str>, Cow<'de, str>)>,
+    shape: Shape,
+    ctx: &Ctx,
+    validate: bool,
+) {
+    match shape {
+        Shape::Wrong(kind) => errors.push(format!(
+            "{ctx}.tags must be an object of tag names to values, not {kind}."
+        )),
+        _ if validate && tags.is_empty() => {
+            errors.push(format!("{ctx}.tags count must be greater than or equal to 1."))
+        }
+        _ => {}
+    }
+    for (i, (tag, raw)) in tags.iter().enumerate() {
+        let v = classify(raw);
+        if validate && tag.is_empty() {
+            errors.push(format!("{ctx}.tag[{i}].name may not be empty."));
+        }
+        let label = TagLabel { index: i, name: tag };
+        let text = match v {
+            Json::Null => {
+                errors.push(format!("{ctx}.tag[{label}].value may not be null."));
+                continue;
+            }
+            Json::Str(s) => s,
+            Json::Number(t) => Cow::Borrowed(t),
+            Json::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
+            Json::Object | Json::Array { .. } => {
+                errors.push(format!("{ctx}.tag[{label}].value must be a string, not {}.", v.kind()));
+                continue;
+            }
+        };
+        if validate && text.is_empty() {
+            errors.push(format!("{ctx}.tag[{label}].value may not be empty."));
+        }
+        pairs.push((tag.clone(), text));
+    }
+    sort_by_name(pairs);
+    if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
+        errors.push(format!(
+            "{ctx}.tag[{}] is given more than once.",
+            quote(w[0].0.as_bytes())
+        ));
+    }
+}
+
+/// Sorts tags by name: an insertion sort for the few tags a metric has (the general
+/// sort's setup costs more than the sort at that size).
+fn sort_by_name(pairs: &mut [(Cow<'_, str>, Cow<'_, str>)]) {
+    if pairs.len() > 8 {
+        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        return;
+    }
+    for i in 1..pairs.len() {
+        let mut j = i;
+        while j > 0 && pairs[j - 1].0.as_bytes() > pairs[j].0.as_bytes() {
+            pairs.swap(j - 1, j);
+            j -= 1;
         }
     }
 }
@@ -405,7 +460,7 @@ fn entry_point<'a, 'de>(
     let kind: Option<Cow<'a, str>> = match items[2].map(classify) {
         None => metric_kind.map(Cow::Borrowed),
         Some(Json::Str(s)) => Some(Cow::Owned(s.into_owned())),
-        Some(_) => Some(Cow::Owned(items[2].map_or("", |r| r.get()).to_owned())),
+        Some(_) => Some(Cow::Owned(items[2].unwrap_or("").to_owned())),
     };
     let value = classify(value_raw);
     if kind.as_deref() != Some("string") {
@@ -419,10 +474,10 @@ fn entry_point<'a, 'de>(
 }
 
 /// A value for a message: strings quoted as sent, anything else by its JSON text.
-fn shown(json: &Json, raw: &RawValue) -> String {
+fn shown(json: &Json, raw: &str) -> String {
     match json {
         Json::Str(s) => format!("'{}'", quote(s.as_bytes())),
-        _ => quote(raw.get().as_bytes()),
+        _ => quote(raw.as_bytes()),
     }
 }
 
@@ -484,6 +539,10 @@ fn to_long(text: &str, what: &What) -> Result<Value, String> {
 }
 
 fn to_double(text: &str, what: &What) -> Result<Value, String> {
+    // The common `23.86` without the general parser (the same, correctly rounded value).
+    if let Some(number::Plain::Double(v)) = number::plain_number(text.as_bytes()) {
+        return Ok(Value::Double(v));
+    }
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(Value::Double(v)),
         Ok(_) => Err(format!(
