@@ -60,8 +60,21 @@ pub struct WriteRequest {
 
 /// The writer could not commit a batch (a storage error, already logged).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the write could not be committed: {0}")]
-pub struct WriteFailed(pub String);
+#[error("the write could not be committed: {message}")]
+pub struct WriteFailed {
+    pub message: String,
+    /// The disk is full (507 rather than 503).
+    pub no_space: bool,
+}
+
+impl From<&crate::storage::StoreError> for WriteFailed {
+    fn from(e: &crate::storage::StoreError) -> WriteFailed {
+        WriteFailed {
+            message: e.to_string(),
+            no_space: e.is_no_space(),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {

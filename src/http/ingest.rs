@@ -14,6 +14,10 @@ use crate::ingest::IngestError;
 use crate::metrics::Protocol;
 
 pub async fn datapoints(req: Request<Incoming>, peer: SocketAddr, ctx: &HttpContext) -> Resp {
+    if let Some(refused) = refuse_while_full(ctx) {
+        tracing::warn!(%peer, "refused /api/v1/datapoints: disk full");
+        return refused;
+    }
     let (parts, body) = req.into_parts();
     let body = match body::read(&parts.headers, body, ctx.max_body_bytes).await {
         Ok(b) => b,
@@ -48,10 +52,30 @@ pub async fn datapoints(req: Request<Incoming>, peer: SocketAddr, ctx: &HttpCont
     }
 }
 
-/// A storage failure is ours (500); a writer that stays behind or stops is a 503.
+/// A full disk is a 507; any other storage failure, a writer that stays behind (its
+/// points are held and still written) or stops is a 503: never a 500, since nothing is
+/// wrong with the request and the client should send it again later.
 pub fn write_error_status(e: &IngestError) -> StatusCode {
     match e {
-        IngestError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        IngestError::ShuttingDown | IngestError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+        IngestError::Failed(f) if f.no_space => StatusCode::INSUFFICIENT_STORAGE,
+        IngestError::Failed(_) | IngestError::ShuttingDown | IngestError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
+}
+
+/// While writes fail because the disk is full, a REST write is refused before anything
+/// of it is queued (507), instead of waiting out `ack_timeout_ms`.
+pub fn refuse_while_full(ctx: &HttpContext) -> Option<Resp> {
+    let health = &ctx.metrics.health;
+    if !health.storage_full() {
+        return None;
+    }
+    let why = health
+        .write_failing()
+        .unwrap_or_else(|| "no space left on device".into());
+    Some(response::errors(
+        StatusCode::INSUFFICIENT_STORAGE,
+        &[format!(
+            "kairosd cannot store points now, the disk is full ({why}); nothing of this request was stored, send it again later"
+        )],
+    ))
 }

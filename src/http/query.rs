@@ -91,7 +91,13 @@ async fn run(req: Request<Incoming>, ctx: &HttpContext, kind: Kind) -> Resp {
     };
     ctx.metrics.queries.fetch_add(1, Relaxed);
     ctx.metrics.queries_running.fetch_add(1, Relaxed);
-    let store = Arc::clone(&ctx.store);
+    let store = match ctx.store.get() {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.metrics.queries_running.fetch_sub(1, Relaxed);
+            return response::errors(StatusCode::SERVICE_UNAVAILABLE, &[e.to_string()]);
+        }
+    };
     let limits = query::Limits {
         max_points: ctx.query_max_points as u64,
         now,
@@ -160,7 +166,7 @@ mod tests {
     use crate::config::ServerType;
     use crate::ingest::IngestHandle;
     use crate::metrics::Metrics;
-    use crate::storage::Store;
+    use crate::storage::StoreHandle;
     use std::time::Duration;
 
     #[tokio::test]
@@ -169,7 +175,7 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let (ingest, _rx) = IngestHandle::new(100, Arc::clone(&metrics));
         let ctx = HttpContext {
-            store: Arc::new(Store::open(dir.path(), 7_200_000).unwrap()),
+            store: Arc::new(StoreHandle::open(dir.path(), 7_200_000, Default::default()).unwrap()),
             ingest,
             metrics,
             max_body_bytes: 1 << 20,

@@ -17,10 +17,11 @@ use crate::config::ServerType;
 use crate::ingest::IngestHandle;
 use crate::metrics::Metrics;
 use crate::storage::keys::NameKind;
-use crate::storage::Store;
+use crate::storage::StoreHandle;
 
 pub struct HttpContext {
-    pub store: Arc<Store>,
+    /// The store; take it per request with [`StoreHandle::get`] (the writer may reopen it).
+    pub store: Arc<StoreHandle>,
     pub ingest: IngestHandle,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,

@@ -3,14 +3,19 @@
 //! thread ([`crate::writer`]) alone.
 
 pub mod chunk;
+pub mod faults;
+pub mod handle;
 pub mod keys;
 pub mod staging;
 pub mod view;
 pub mod write;
 
+pub use faults::Faults;
+pub use handle::StoreHandle;
 pub use view::View;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rocksdb::{
     BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, FlushOptions, MergeOperands, Options,
@@ -59,6 +64,46 @@ pub enum StoreError {
     Db(#[from] rocksdb::Error),
     #[error("corrupt {what} in column family {cf}")]
     Corrupt { cf: &'static str, what: &'static str },
+    /// The writer is reopening the store (after a storage error); try again shortly.
+    #[error("the store is being reopened after a storage error; try again shortly")]
+    Unavailable,
+    /// A reopen gave up waiting for running queries.
+    #[error("the store is busy with queries; reopening later")]
+    Busy,
+    /// A failure armed through [`Faults`] (tests only).
+    #[error("storage error: {0}")]
+    Injected(String),
+}
+
+impl StoreError {
+    /// The disk (or its quota) is full: answer 507, and retry once space is back.
+    pub fn is_no_space(&self) -> bool {
+        let text = self.to_string();
+        text.contains("No space left on device") || text.contains("Disk quota exceeded")
+    }
+
+    /// A failure of the database or the disk, which can go away (a full disk, an I/O
+    /// error, a reopen in progress), as opposed to bad data, which will not.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(_) | StoreError::Unavailable | StoreError::Busy | StoreError::Injected(_)
+        )
+    }
+}
+
+/// Free bytes for an unprivileged writer on the filesystem holding `dir`.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs only writes the struct it is given; `path` is NUL-terminated.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(path.as_ptr(), &mut st) != 0 {
+            return None;
+        }
+        Some(st.f_bavail as u64 * st.f_frsize as u64)
+    }
 }
 
 /// The open database. Shared (`Arc`) by the writer thread and the query handlers.
@@ -66,6 +111,7 @@ pub struct Store {
     pub(crate) db: DB,
     path: PathBuf,
     bucket_width: i64,
+    pub(crate) faults: Arc<Faults>,
 }
 
 fn points_cf_options() -> Options {
@@ -155,6 +201,12 @@ impl Store {
     /// Opens (or creates) the store in `dir`. `bucket_width` applies only to a new
     /// store; an existing one keeps the width it was created with.
     pub fn open(dir: &Path, bucket_width: i64) -> Result<Store, StoreError> {
+        Store::open_with(dir, bucket_width, Arc::new(Faults::default()))
+    }
+
+    /// [`Store::open`] with fault injection (see [`StoreHandle`]).
+    pub fn open_with(dir: &Path, bucket_width: i64, faults: Arc<Faults>) -> Result<Store, StoreError> {
+        faults.stuck.store(false, std::sync::atomic::Ordering::Relaxed);
         // Preallocated WAL space shows as used disk while holding nothing.
         let mut db_opts = Options::default()
             .get_options_from_string("allow_fallocate=false")
@@ -168,6 +220,12 @@ impl Store {
         // The small column families hold on to old WAL files until they flush; past this
         // size RocksDB flushes them so the WAL cannot grow without bound.
         db_opts.set_max_total_wal_size(256 << 20);
+        // A corrupt block found by a compaction must cost the data in it, not every
+        // later write: with paranoid checks RocksDB makes such an error permanent (every
+        // write then fails with "Corruption: block checksum mismatch"); without, the
+        // compaction fails, writes go on, reads of the block report it, and
+        // `kairosd check` names the keys. Checksums are still verified on every read.
+        db_opts.set_paranoid_checks(false);
         let cfs = ALL_CFS.iter().map(|&name| {
             let opts = match name {
                 CF_POINTS => points_cf_options(),
@@ -185,6 +243,7 @@ impl Store {
             db,
             path: dir.to_path_buf(),
             bucket_width,
+            faults,
         };
         store.check_schema(bucket_width)?;
         Ok(store)
@@ -306,6 +365,11 @@ impl Store {
         for name in ALL_CFS {
             self.db.compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
         }
+    }
+
+    /// An integer RocksDB property of the whole database, e.g. `rocksdb.background-errors`.
+    pub fn db_property_int(&self, name: &str) -> Option<u64> {
+        self.db.property_int_value(name).ok().flatten()
     }
 
     /// An integer RocksDB property of `cf`, e.g. `rocksdb.estimate-num-keys`.
