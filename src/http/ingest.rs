@@ -14,10 +14,6 @@ use crate::ingest::IngestError;
 use crate::metrics::Protocol;
 
 pub async fn datapoints(req: Request<Incoming>, peer: SocketAddr, ctx: &HttpContext) -> Resp {
-    if let Some(refused) = refuse_while_full(ctx) {
-        tracing::warn!(%peer, "refused /api/v1/datapoints: disk full");
-        return refused;
-    }
     let (parts, body) = req.into_parts();
     let body = match body::read(&parts.headers, body, ctx.max_body_bytes).await {
         Ok(b) => b,
@@ -31,6 +27,11 @@ pub async fn datapoints(req: Request<Incoming>, peer: SocketAddr, ctx: &HttpCont
             return response::errors(status, &[e.to_string()]);
         }
     };
+    // Read first (a response before the body is read would reset the connection).
+    if let Some(refused) = refuse_while_full(ctx) {
+        tracing::warn!(%peer, "refused /api/v1/datapoints: disk full");
+        return refused;
+    }
     let mut batch = ctx.ingest.batch();
     let problems = tokio::task::block_in_place(|| rest::decode_into(&body, &mut batch));
     drop(body);
