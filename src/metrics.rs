@@ -227,6 +227,12 @@ impl Metrics {
             &one(&self.health.corrupt_records),
         );
         counter(
+            "kairosd_merge_salvaged_total",
+            "Chunk merges that met an unreadable input and kept it aside in a salvage envelope instead of dropping it.",
+            "counter",
+            &one(&crate::storage::MERGE_SALVAGED),
+        );
+        counter(
             "kairosd_writer_wakeups_total",
             "Passes of the writer thread's loop.",
             "counter",

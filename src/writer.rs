@@ -67,6 +67,8 @@ const REOPEN_EVERY: Duration = Duration::from_secs(2);
 const REOPEN_MIN_FREE: u64 = 1 << 20;
 /// How long a reopen waits for running queries to let go of the store.
 const REOPEN_WAIT: Duration = Duration::from_secs(10);
+/// How often an idle writer looks for records readers reported unreadable.
+const QUARANTINE_POLL: Duration = Duration::from_secs(1);
 /// On shutdown, how long failing writes are still retried before the writer gives up.
 const SHUTDOWN_RETRY: Duration = Duration::from_secs(10);
 
@@ -238,27 +240,44 @@ impl Writer {
         }
     }
 
+    /// Reads back what a crash left staged and promotes it. A record that fails its
+    /// checksum, or names a series that was never allocated, is reported and moved to
+    /// quarantine; the others are recovered (the daemon starts either way).
     fn recover_staged(&mut self) -> Result<(), StoreError> {
         let store = Arc::clone(self.store());
         let view = store.view();
         let mut last_key = None;
-        let mut bad = false;
+        let mut bad: Vec<(Vec<u8>, String)> = Vec::new();
+        let mut record = Vec::new();
+        let next_id = self.next_id;
         let staged = &mut self.staged;
-        view.scan_prefix(CF_STAGING, &[], |key, record| {
-            last_key = <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes);
-            bad |= staging::decode(record, |series, ts, value| {
-                let seq = staged.len() as u32;
-                staged.push(Entry { series, ts, seq, value })
-            })
-            .is_err();
-            !bad
+        view.scan_prefix(CF_STAGING, &[], |key, value| {
+            last_key = <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes).or(last_key);
+            record.clear();
+            let decoded = staging::decode(value, |series, ts, value| record.push((series, ts, value)));
+            let problem = match decoded {
+                Err(e) => Some(e.to_string()),
+                Ok(()) if key.len() != 8 => Some("key is not an 8-byte sequence number".to_string()),
+                Ok(()) => record
+                    .iter()
+                    .find(|p| p.0 >= next_id || p.0 == 0)
+                    .map(|p| format!("names series {}, which was never allocated", p.0)),
+            };
+            match problem {
+                Some(what) => bad.push((key.to_vec(), what)),
+                None => {
+                    for &(series, ts, value) in &record {
+                        let seq = staged.len() as u32;
+                        staged.push(Entry { series, ts, seq, value });
+                    }
+                }
+            }
+            true
         })?;
         drop(view);
-        if bad {
-            return Err(StoreError::Corrupt {
-                cf: CF_STAGING,
-                what: "staging record",
-            });
+        for (key, what) in bad {
+            self.metrics.health.corruption(CF_STAGING, &key, &what);
+            store.quarantine_whole(CF_STAGING, &key)?;
         }
         if let Some(last) = last_key {
             self.staging_seq = last + 1;
@@ -269,6 +288,28 @@ impl Writer {
             self.promote()?;
         }
         Ok(())
+    }
+
+    /// Moves the records readers reported unreadable to quarantine (see
+    /// [`crate::storage::corrupt`]); a failure leaves them to the next report.
+    fn quarantine_reported(&mut self) {
+        let store = Arc::clone(self.store());
+        for bad in store.corrupt.take() {
+            match store.quarantine(bad.cf, &bad.key) {
+                Ok(Some(moved)) => {
+                    self.metrics.health.corruption(
+                        bad.cf,
+                        &bad.key,
+                        &format!("{}; moved {moved} to quarantine", bad.what),
+                    );
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::error!(%err, cf = bad.cf, "moving an unreadable record to quarantine failed");
+                    store.corrupt.forget(bad.cf, &bad.key);
+                }
+            }
+        }
     }
 
     fn run(mut self, rx: IngestReceiver) {
@@ -282,7 +323,15 @@ impl Writer {
                 std::thread::sleep(REOPEN_EVERY);
                 continue;
             }
-            let deadline = [commit_at, self.promote_at()].into_iter().flatten().min();
+            if self.store().corrupt.any_pending() {
+                self.quarantine_reported();
+            }
+            // Idle, wake once a second anyway, for records readers reported unreadable.
+            let idle_wake = Instant::now() + QUARANTINE_POLL;
+            let deadline = [commit_at, self.promote_at(), Some(idle_wake)]
+                .into_iter()
+                .flatten()
+                .min();
             let received = match deadline {
                 Some(d) => rx.requests.recv_deadline(d),
                 None => rx.requests.recv().map_err(|_| RecvTimeoutError::Disconnected),
@@ -792,7 +841,8 @@ fn sort_for_promotion(entries: &mut [Entry], heads: &mut Vec<usize>) {
         return;
     };
     let max = entries.iter().map(|e| e.series).max().unwrap_or(min);
-    let range = max - min + 1;
+    // Saturating: ids from a damaged record may span the whole u64 range.
+    let range = (max - min).saturating_add(1);
     if range > (entries.len() as u64).saturating_mul(4) + 4096 {
         entries.sort_unstable_by_key(|e| (e.series, e.ts, e.seq));
         return;
