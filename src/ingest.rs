@@ -53,9 +53,16 @@ pub struct DeleteRequest {
 pub struct WriteRequest {
     pub batch: PointBatch,
     /// Answered once the batch is in the WAL (or the write failed).
-    pub ack: Option<oneshot::Sender<Result<(), WriteFailed>>>,
+    pub ack: Option<oneshot::Sender<Result<Committed, WriteFailed>>>,
     /// Returned to the pool when the request is dropped, i.e. after the commit.
     pub permit: OwnedSemaphorePermit,
+}
+
+/// What the writer did with an acknowledged batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// Points of new series refused because the store holds `kairosd.series.max` series.
+    pub refused_series_limit: usize,
 }
 
 /// The writer could not commit a batch (a storage error, already logged).
@@ -172,7 +179,7 @@ impl IngestHandle {
     async fn enqueue(
         &self,
         batch: PointBatch,
-        ack: Option<oneshot::Sender<Result<(), WriteFailed>>>,
+        ack: Option<oneshot::Sender<Result<Committed, WriteFailed>>>,
     ) -> Result<(), IngestError> {
         let cost = (batch.len() as u32).clamp(self.min_cost, self.max_cost);
         let permit = Arc::clone(&self.permits)
@@ -221,9 +228,9 @@ impl IngestHandle {
 
     /// Queues `batch` and waits until it is in the write-ahead log, at most `timeout`
     /// (counting the wait for queue room).
-    pub async fn submit_and_wait(&self, batch: PointBatch, timeout: Duration) -> Result<(), IngestError> {
+    pub async fn submit_and_wait(&self, batch: PointBatch, timeout: Duration) -> Result<Committed, IngestError> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(Committed::default());
         }
         let work = async {
             let (tx, rx) = oneshot::channel();

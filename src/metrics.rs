@@ -69,6 +69,8 @@ pub struct Metrics {
     pub queries_refused: AtomicU64,
     pub query_points_scanned: AtomicU64,
     pub deletes: AtomicU64,
+    /// Points of new series refused by `kairosd.series.max`.
+    pub series_limit_refused: AtomicU64,
     /// Passes of the writer's loop (a spinning writer shows here, not only as CPU).
     pub writer_wakeups: AtomicU64,
     /// Writer, write outcome and corruption state behind the health endpoints.
@@ -225,6 +227,12 @@ impl Metrics {
             "Records found unreadable (checksum or format), reported with their key and moved to the quarantine column family.",
             "counter",
             &one(&self.health.corrupt_records),
+        );
+        counter(
+            "kairosd_points_refused_series_limit_total",
+            "Points of new series refused because the store holds kairosd.series.max series.",
+            "counter",
+            &one(&self.series_limit_refused),
         );
         counter(
             "kairosd_merge_salvaged_total",

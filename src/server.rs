@@ -84,6 +84,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         Arc::clone(&metrics),
         Arc::clone(&activity),
         writer_config,
+        (config.series_max > 0).then_some(config.series_max),
     )?;
     let maintenance = maintenance::spawn(
         Arc::clone(&store),
@@ -107,6 +108,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             ingest: ingest.clone(),
             metrics: Arc::clone(&metrics),
             max_body_bytes: config.http_max_body_bytes,
+            max_series: (config.series_max > 0).then_some(config.series_max),
             ack_timeout: config.writer_ack_timeout,
             query_max_points: config.query_max_points,
             version,

@@ -34,7 +34,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::RecvTimeoutError;
 use kairos_protocols::{series_key, PointBatch, Value};
 
-use crate::ingest::{DeleteRequest, DeleteSpec, DeleteSummary, IngestReceiver, Request, WriteFailed, WriteRequest};
+use crate::ingest::{
+    Committed, DeleteRequest, DeleteSpec, DeleteSummary, IngestReceiver, Request, WriteFailed, WriteRequest,
+};
 use crate::maintenance::Activity;
 use crate::metrics::Metrics;
 use crate::storage::keys::{self, NameKind, SeriesId};
@@ -117,6 +119,13 @@ pub struct Writer {
     promote_retry_at: Option<Instant>,
     promote_backoff: Duration,
     last_reopen: Option<Instant>,
+    /// `kairosd.series.max`, and the series stored (counted only when there is a max).
+    max_series: Option<u64>,
+    series_count: u64,
+    /// Points refused by the last commit, per batch, for the acks.
+    refused: Vec<usize>,
+    /// When refused points were last logged, and how many since.
+    refused_logged: Option<Instant>,
 }
 
 /// Most tag-index look-ups a delete spends finding tag names and values no longer used.
@@ -135,8 +144,10 @@ pub fn spawn(
     metrics: Arc<Metrics>,
     activity: Arc<Activity>,
     config: WriterConfig,
+    max_series: Option<u64>,
 ) -> Result<JoinHandle<()>, StoreError> {
     let mut writer = Writer::new(handle.get()?, metrics, config)?;
+    writer.set_max_series(max_series)?;
     writer.handle = Some(handle);
     writer.activity = activity;
     writer.metrics.health.writer_started();
@@ -189,6 +200,10 @@ impl Writer {
             promote_retry_at: None,
             promote_backoff: RETRY_MIN,
             last_reopen: None,
+            max_series: None,
+            series_count: 0,
+            refused: Vec::new(),
+            refused_logged: None,
         };
         writer.recover_staged()?;
         Ok(writer)
@@ -507,13 +522,36 @@ impl Writer {
         }
         self.metrics.observe_flush(started.elapsed().as_secs_f64());
         self.metrics.inflight_points.fetch_sub(count as u64, Relaxed);
+        let refused_total: usize = if result.is_ok() { self.refused.iter().sum() } else { 0 };
+        if refused_total > 0 {
+            self.note_refused(refused_total);
+        }
         let result = result.map_err(|e| WriteFailed::from(&e));
-        for req in pending.drain(..) {
+        for (i, req) in pending.drain(..).enumerate() {
             if let Some(ack) = req.ack {
-                let _ = ack.send(result.clone());
+                let refused = self.refused.get(i).copied().unwrap_or(0);
+                let _ = ack.send(result.clone().map(|()| Committed {
+                    refused_series_limit: refused,
+                }));
             }
             rx.recycle(req.batch);
             // Dropping `req.permit` here hands its queue room back to the senders.
+        }
+    }
+
+    /// Counts and logs (at most every 10 s) points refused by `kairosd.series.max`.
+    fn note_refused(&mut self, n: usize) {
+        self.metrics.series_limit_refused.fetch_add(n as u64, Relaxed);
+        if self
+            .refused_logged
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
+            self.refused_logged = Some(Instant::now());
+            tracing::warn!(
+                points = n,
+                max = self.max_series.unwrap_or(0),
+                "points of new series refused: the store holds kairosd.series.max series (see kairosd_points_refused_series_limit_total)"
+            );
         }
     }
 
@@ -556,6 +594,7 @@ impl Writer {
                 self.metrics
                     .series_created
                     .fetch_add(self.created.len() as u64, Relaxed);
+                self.series_count += self.created.len() as u64;
                 self.created.clear();
                 self.new_names.clear();
                 if self.staged.len() > staged_before {
@@ -577,14 +616,17 @@ impl Writer {
         }
     }
 
-    /// Resolves series ids and appends the points to `staged`.
+    /// Resolves series ids and appends the points to `staged`. A point of a new series
+    /// past `kairosd.series.max` is refused (counted in `self.refused`, per batch).
     fn stage<'a>(
         &mut self,
         batches: impl Iterator<Item = &'a PointBatch>,
         commit: &mut Commit<'_>,
     ) -> Result<(), StoreError> {
+        self.refused.clear();
         for points in batches {
-            let mut last: Option<(&[u8], SeriesId)> = None;
+            let mut last: Option<(&[u8], Option<SeriesId>)> = None;
+            let mut refused = 0;
             for rec in points.records() {
                 let key = points.key(rec);
                 let series = match last {
@@ -593,6 +635,10 @@ impl Writer {
                     _ => self.resolve(key, commit)?,
                 };
                 last = Some((key, series));
+                let Some(series) = series else {
+                    refused += 1;
+                    continue;
+                };
                 let seq = self.staged.len() as u32;
                 self.staged.push(Entry {
                     series,
@@ -601,6 +647,23 @@ impl Writer {
                     value: rec.value,
                 });
             }
+            self.refused.push(refused);
+        }
+        Ok(())
+    }
+
+    /// Limits the number of series to `max` (`kairosd.series.max`): counts those stored.
+    pub fn set_max_series(&mut self, max: Option<u64>) -> Result<(), StoreError> {
+        self.max_series = max;
+        if max.is_some() {
+            let store = Arc::clone(self.store());
+            let view = store.view();
+            let mut n = 0u64;
+            view.scan_prefix(CF_SERIES, &[], |_, _| {
+                n += 1;
+                true
+            })?;
+            self.series_count = n;
         }
         Ok(())
     }
@@ -711,6 +774,7 @@ impl Writer {
             series: ids.len(),
             series_removed: removed.len(),
         };
+        self.series_count = self.series_count.saturating_sub(removed.len() as u64);
         for (_, _, _, key) in &removed {
             self.series.remove(key.as_slice());
         }
@@ -786,14 +850,20 @@ impl Writer {
     }
 
     /// The id of series `key`, allocating it (and writing its dictionary and index
-    /// entries into `batch`) if it is new.
-    fn resolve(&mut self, key: &[u8], commit: &mut Commit<'_>) -> Result<SeriesId, StoreError> {
+    /// entries into `batch`) if it is new; `None` if it is new and the store already
+    /// holds `kairosd.series.max` series.
+    fn resolve(&mut self, key: &[u8], commit: &mut Commit<'_>) -> Result<Option<SeriesId>, StoreError> {
         if let Some(&id) = self.series.get(key) {
-            return Ok(id);
+            return Ok(Some(id));
         }
         if let Some(id) = self.store().series_id(key)? {
             self.series.insert(key.into(), id);
-            return Ok(id);
+            return Ok(Some(id));
+        }
+        if let Some(max) = self.max_series {
+            if self.series_count + self.created.len() as u64 >= max {
+                return Ok(None);
+            }
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -821,7 +891,7 @@ impl Writer {
         let key: Box<[u8]> = key.into();
         self.created.push(key.clone());
         self.series.insert(key, id);
-        Ok(id)
+        Ok(Some(id))
     }
 }
 

@@ -42,8 +42,20 @@ pub async fn datapoints(req: Request<Incoming>, peer: SocketAddr, ctx: &HttpCont
     }
     ctx.metrics.accepted(Protocol::Rest, points);
     match ctx.ingest.submit_and_wait(batch, ctx.ack_timeout).await {
-        Ok(()) if problems.is_empty() => response::empty(StatusCode::NO_CONTENT),
-        Ok(()) => response::errors(StatusCode::BAD_REQUEST, &problems),
+        Ok(c) if problems.is_empty() && c.refused_series_limit == 0 => response::empty(StatusCode::NO_CONTENT),
+        Ok(c) => {
+            let mut problems = problems;
+            if c.refused_series_limit > 0 {
+                tracing::warn!(%peer, points = c.refused_series_limit, "REST points of new series refused (kairosd.series.max)");
+                problems.push(format!(
+                    "{} points of new series were refused: kairosd holds kairosd.series.max ({}) series; \
+                     points of existing series were stored",
+                    c.refused_series_limit,
+                    ctx.max_series.unwrap_or(0)
+                ));
+            }
+            response::errors(StatusCode::BAD_REQUEST, &problems)
+        }
         Err(e) => {
             tracing::error!(%peer, points, "REST write not acknowledged: {e}");
             let mut msgs = vec![e.to_string()];

@@ -151,13 +151,23 @@ async fn save(ctx: &HttpContext, answer: &Answer) -> Result<(), Resp> {
     }
     let n = batch.len();
     ctx.metrics.accepted(crate::metrics::Protocol::Rest, n);
-    ctx.ingest.submit_and_wait(batch, ctx.ack_timeout).await.map_err(|e| {
+    let committed = ctx.ingest.submit_and_wait(batch, ctx.ack_timeout).await.map_err(|e| {
         tracing::error!(points = n, "save_as write not acknowledged: {e}");
         response::errors(
             super::ingest::write_error_status(&e),
             &[format!("save_as could not write its points: {e}")],
         )
-    })
+    })?;
+    if committed.refused_series_limit > 0 {
+        return Err(response::errors(
+            StatusCode::BAD_REQUEST,
+            &[format!(
+                "save_as could not write {} points: kairosd holds kairosd.series.max series",
+                committed.refused_series_limit
+            )],
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -179,6 +189,7 @@ mod tests {
             ingest,
             metrics,
             max_body_bytes: 1 << 20,
+            max_series: None,
             ack_timeout: Duration::from_secs(1),
             query_max_points: 1000,
             version: "test".into(),

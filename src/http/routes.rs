@@ -25,6 +25,8 @@ pub struct HttpContext {
     pub ingest: IngestHandle,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    /// `kairosd.series.max`, named when points are refused.
+    pub max_series: Option<u64>,
     pub ack_timeout: Duration,
     pub query_max_points: usize,
     pub version: Arc<str>,

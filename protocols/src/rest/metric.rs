@@ -344,7 +344,7 @@ impl fmt::Display for TagLabel<'_> {
 }
 
 /// KairosDB's `isNotNullOrEmpty` for a JSON value.
-fn empty_check(errors: &mut Vec<String>, ctx: &Ctx, field: impl fmt::Display, v: &Json) {
+fn empty_check(errors: &mut super::Errors, ctx: &Ctx, field: impl fmt::Display, v: &Json) {
     match v {
         Json::Null => errors.push(format!("{ctx}.{field} may not be empty.")),
         Json::Str(s) if s.is_empty() => errors.push(format!("{ctx}.{field} may not be empty.")),
@@ -409,7 +409,7 @@ fn entry_point<'a, 'de>(
     };
     let value = classify(value_raw);
     if kind.as_deref() != Some("string") {
-        let mut problems = Vec::new();
+        let mut problems = super::Errors::default();
         empty_check(&mut problems, ctx, format_args!("datapoints[{i}].value"), &value);
         if let Some(e) = problems.pop() {
             return Err(e);
