@@ -101,6 +101,8 @@ pub struct IngestHandle {
     min_cost: u32,
     metrics: Arc<Metrics>,
     pool: BatchPool,
+    /// What the stream listeners' read buffers may hold before points reach the queue.
+    read_budget: Arc<crate::sources::tcp::ReadBudget>,
 }
 
 /// The writer's end of the queue.
@@ -150,6 +152,9 @@ impl BatchPool {
     }
 }
 
+/// `kairosd.ingest.max_buffered_bytes`' default.
+const DEFAULT_READ_BUDGET: usize = 128 << 20;
+
 /// Most batches the queue can hold; a batch smaller than `max_inflight / MAX_BATCHES`
 /// points is charged that many permits, so the channel can never be full.
 const MAX_BATCHES: usize = 4096;
@@ -167,8 +172,20 @@ impl IngestHandle {
             min_cost: min_cost as u32,
             metrics,
             pool: pool.clone(),
+            read_budget: Arc::new(crate::sources::tcp::ReadBudget::new(DEFAULT_READ_BUDGET)),
         };
         (handle, IngestReceiver { requests: rx, pool })
+    }
+
+    /// Sets the read-buffer bytes every stream connection together may hold
+    /// (`kairosd.ingest.max_buffered_bytes`); before the listeners start.
+    pub fn with_read_budget(mut self, bytes: usize) -> IngestHandle {
+        self.read_budget = Arc::new(crate::sources::tcp::ReadBudget::new(bytes));
+        self
+    }
+
+    pub fn read_budget(&self) -> &Arc<crate::sources::tcp::ReadBudget> {
+        &self.read_budget
     }
 
     /// An empty batch to decode into, reusing the memory of one already committed.

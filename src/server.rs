@@ -70,6 +70,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     })?);
     let metrics = Arc::new(Metrics::default());
     let (ingest, rx) = IngestHandle::new(config.writer_max_inflight_points, Arc::clone(&metrics));
+    let ingest = ingest.with_read_budget(config.ingest_max_buffered_bytes);
     let writer_config = WriterConfig {
         batch_points: config.writer_batch_points,
         linger: config.writer_linger,
@@ -108,6 +109,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             ingest: ingest.clone(),
             metrics: Arc::clone(&metrics),
             max_body_bytes: config.http_max_body_bytes,
+            body_budget: http::body::BodyBudget::new(config.http_max_buffered_bytes, config.writer_ack_timeout),
             max_series: (config.series_max > 0).then_some(config.series_max),
             ack_timeout: config.writer_ack_timeout,
             query_max_points: config.query_max_points,

@@ -15,12 +15,13 @@ use crate::metrics::Protocol;
 
 pub async fn datapoints(req: Request<Incoming>, peer: SocketAddr, ctx: &HttpContext) -> Resp {
     let (parts, body) = req.into_parts();
-    let body = match body::read(&parts.headers, body, ctx.max_body_bytes).await {
+    let body = match body::read(&parts.headers, body, ctx.max_body_bytes, &ctx.body_budget).await {
         Ok(b) => b,
         Err(e) => {
             tracing::warn!(%peer, "rejected /api/v1/datapoints body: {e}");
             let status = match e {
                 BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                BodyError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
                 BodyError::Encoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 BodyError::BadGzip(_) | BodyError::Read(_) => StatusCode::BAD_REQUEST,
             };

@@ -30,9 +30,10 @@ pub async fn read_body(req: Request<Incoming>, ctx: &HttpContext) -> Result<Byte
         };
     }
     let (parts, body) = req.into_parts();
-    match body::read(&parts.headers, body, ctx.max_body_bytes).await {
-        Ok(b) => Ok(b),
+    match body::read(&parts.headers, body, ctx.max_body_bytes, &ctx.body_budget).await {
+        Ok(b) => Ok(b.bytes),
         Err(e @ BodyError::TooLarge(_)) => Err(response::errors(StatusCode::PAYLOAD_TOO_LARGE, &[e.to_string()])),
+        Err(e @ BodyError::Busy(_)) => Err(response::errors(StatusCode::SERVICE_UNAVAILABLE, &[e.to_string()])),
         Err(e) => Err(response::errors(StatusCode::BAD_REQUEST, &[e.to_string()])),
     }
 }
@@ -189,6 +190,7 @@ mod tests {
             ingest,
             metrics,
             max_body_bytes: 1 << 20,
+            body_budget: super::body::BodyBudget::new(1 << 24, Duration::from_secs(1)),
             max_series: None,
             ack_timeout: Duration::from_secs(1),
             query_max_points: 1000,

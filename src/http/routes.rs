@@ -25,6 +25,8 @@ pub struct HttpContext {
     pub ingest: IngestHandle,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    /// Request-body bytes all connections together may hold (`kairosd.http.max_buffered_bytes`).
+    pub body_budget: super::body::BodyBudget,
     /// `kairosd.series.max`, named when points are refused.
     pub max_series: Option<u64>,
     pub ack_timeout: Duration,
