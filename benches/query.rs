@@ -29,8 +29,6 @@ fn load(dir: &std::path::Path, series: usize) -> Arc<Store> {
         promote_points: 1 << 24,
         promote_interval: std::time::Duration::from_secs(3600),
         sync: false,
-        wal_sync_interval: None,
-        idle_flush: None,
     };
     let mut w = Writer::new(Arc::clone(&store), Arc::new(Metrics::default()), config).unwrap();
     for chunk in 0..POINTS / 100 {

@@ -53,8 +53,6 @@ fn writer(c: &mut Criterion) {
         promote_points: POINTS_PER_FLUSH,
         promote_interval: std::time::Duration::from_secs(1),
         sync: false,
-        wal_sync_interval: None,
-        idle_flush: None,
     };
     let mut w = Writer::new(store, Arc::new(Metrics::default()), config).unwrap();
     let flushes: Vec<Vec<PointBatch>> = (0..20).map(batches).collect();

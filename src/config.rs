@@ -99,6 +99,12 @@ pub struct Config {
     pub writer_promote_points: usize,
     pub writer_promote_interval: Duration,
     pub writer_max_inflight_points: usize,
+    /// Most series the store may hold (0 = no limit); points of new series past it are refused.
+    pub series_max: u64,
+    /// Request-body bytes all HTTP connections together may hold buffered at once.
+    pub http_max_buffered_bytes: usize,
+    /// Read-buffer bytes all telnet, Graphite and pickle connections together may hold.
+    pub ingest_max_buffered_bytes: usize,
     pub writer_ack_timeout: Duration,
     pub wal_sync: WalSync,
     pub wal_flush_interval: Duration,
@@ -182,6 +188,12 @@ pub const KEYS: &[Key] = &[
         "5000",
         "On SIGTERM, keep reading each open connection until its client closes it (or goes quiet) for at most this many ms.",
         |c, v| c.shutdown_drain_timeout = millis(v)?
+    ),
+    key!(
+        "kairosd.ingest.max_buffered_bytes",
+        "134217728",
+        "Read-buffer bytes all telnet, Graphite and pickle TCP connections together may hold; past it connections wait before reading.",
+        |c, v| c.ingest_max_buffered_bytes = positive(v)?
     ),
     key!(
         "kairosd.ingest.series_cache_entries",
@@ -322,6 +334,12 @@ pub const KEYS: &[Key] = &[
         |c, v| c.http_max_body_bytes = positive(v)?
     ),
     key!(
+        "kairosd.http.max_buffered_bytes",
+        "268435456",
+        "Request-body bytes all HTTP connections together may hold at once; a body that finds no room waits, then gets a 503.",
+        |c, v| c.http_max_buffered_bytes = positive(v)?
+    ),
+    key!(
         "kairosd.http.max_connections",
         "1024",
         "Concurrent HTTP connections; more wait in the accept queue.",
@@ -356,6 +374,12 @@ pub const KEYS: &[Key] = &[
         "250000",
         "Points accepted but not yet written; past this, senders are slowed down.",
         |c, v| c.writer_max_inflight_points = positive(v)?
+    ),
+    key!(
+        "kairosd.series.max",
+        "0",
+        "Most series the store may hold (0 = no limit); points of new series past it are refused, counted and logged (REST: 400).",
+        |c, v| c.series_max = number(v)?
     ),
     key!(
         "kairosd.writer.ack_timeout_ms",
@@ -466,6 +490,9 @@ impl Default for Config {
             writer_promote_points: 0,
             writer_promote_interval: Duration::ZERO,
             writer_max_inflight_points: 0,
+            series_max: 0,
+            http_max_buffered_bytes: 0,
+            ingest_max_buffered_bytes: 0,
             writer_ack_timeout: Duration::ZERO,
             wal_sync: WalSync::Off,
             wal_flush_interval: Duration::ZERO,

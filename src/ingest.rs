@@ -53,15 +53,35 @@ pub struct DeleteRequest {
 pub struct WriteRequest {
     pub batch: PointBatch,
     /// Answered once the batch is in the WAL (or the write failed).
-    pub ack: Option<oneshot::Sender<Result<(), WriteFailed>>>,
+    pub ack: Option<oneshot::Sender<Result<Committed, WriteFailed>>>,
     /// Returned to the pool when the request is dropped, i.e. after the commit.
     pub permit: OwnedSemaphorePermit,
 }
 
+/// What the writer did with an acknowledged batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// Points of new series refused because the store holds `kairosd.series.max` series.
+    pub refused_series_limit: usize,
+}
+
 /// The writer could not commit a batch (a storage error, already logged).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the write could not be committed: {0}")]
-pub struct WriteFailed(pub String);
+#[error("the write could not be committed: {message}")]
+pub struct WriteFailed {
+    pub message: String,
+    /// The disk is full (507 rather than 503).
+    pub no_space: bool,
+}
+
+impl From<&crate::storage::StoreError> for WriteFailed {
+    fn from(e: &crate::storage::StoreError) -> WriteFailed {
+        WriteFailed {
+            message: e.to_string(),
+            no_space: e.is_no_space(),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -81,6 +101,8 @@ pub struct IngestHandle {
     min_cost: u32,
     metrics: Arc<Metrics>,
     pool: BatchPool,
+    /// What the stream listeners' read buffers may hold before points reach the queue.
+    read_budget: Arc<crate::sources::tcp::ReadBudget>,
 }
 
 /// The writer's end of the queue.
@@ -130,6 +152,9 @@ impl BatchPool {
     }
 }
 
+/// `kairosd.ingest.max_buffered_bytes`' default.
+const DEFAULT_READ_BUDGET: usize = 128 << 20;
+
 /// Most batches the queue can hold; a batch smaller than `max_inflight / MAX_BATCHES`
 /// points is charged that many permits, so the channel can never be full.
 const MAX_BATCHES: usize = 4096;
@@ -147,8 +172,20 @@ impl IngestHandle {
             min_cost: min_cost as u32,
             metrics,
             pool: pool.clone(),
+            read_budget: Arc::new(crate::sources::tcp::ReadBudget::new(DEFAULT_READ_BUDGET)),
         };
         (handle, IngestReceiver { requests: rx, pool })
+    }
+
+    /// Sets the read-buffer bytes every stream connection together may hold
+    /// (`kairosd.ingest.max_buffered_bytes`); before the listeners start.
+    pub fn with_read_budget(mut self, bytes: usize) -> IngestHandle {
+        self.read_budget = Arc::new(crate::sources::tcp::ReadBudget::new(bytes));
+        self
+    }
+
+    pub fn read_budget(&self) -> &Arc<crate::sources::tcp::ReadBudget> {
+        &self.read_budget
     }
 
     /// An empty batch to decode into, reusing the memory of one already committed.
@@ -159,7 +196,7 @@ impl IngestHandle {
     async fn enqueue(
         &self,
         batch: PointBatch,
-        ack: Option<oneshot::Sender<Result<(), WriteFailed>>>,
+        ack: Option<oneshot::Sender<Result<Committed, WriteFailed>>>,
     ) -> Result<(), IngestError> {
         let cost = (batch.len() as u32).clamp(self.min_cost, self.max_cost);
         let permit = Arc::clone(&self.permits)
@@ -208,9 +245,9 @@ impl IngestHandle {
 
     /// Queues `batch` and waits until it is in the write-ahead log, at most `timeout`
     /// (counting the wait for queue room).
-    pub async fn submit_and_wait(&self, batch: PointBatch, timeout: Duration) -> Result<(), IngestError> {
+    pub async fn submit_and_wait(&self, batch: PointBatch, timeout: Duration) -> Result<Committed, IngestError> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(Committed::default());
         }
         let work = async {
             let (tx, rx) = oneshot::channel();

@@ -16,14 +16,17 @@
 //!   snapshot reads and the write API (one atomic write per method).
 //! - [`query`] — the streaming query engine: parse, plan, scan, fold or merge, group_by,
 //!   the aggregator chain, JSON.
-//! - [`metrics`] — self-metrics.
+//! - [`metrics`] — self-metrics; [`health`] — what the health endpoints report.
+//! - [`maintenance`] — the WAL fsync and the idle flush, off the writer thread.
 //!
 //! Decoding of every wire format lives in the IO-free `kairos-protocols` crate.
 
 pub mod config;
+pub mod health;
 pub mod http;
 pub mod ingest;
 pub mod listener;
+pub mod maintenance;
 pub mod metrics;
 pub mod properties;
 pub mod query;

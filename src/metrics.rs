@@ -69,6 +69,12 @@ pub struct Metrics {
     pub queries_refused: AtomicU64,
     pub query_points_scanned: AtomicU64,
     pub deletes: AtomicU64,
+    /// Points of new series refused by `kairosd.series.max`.
+    pub series_limit_refused: AtomicU64,
+    /// Passes of the writer's loop (a spinning writer shows here, not only as CPU).
+    pub writer_wakeups: AtomicU64,
+    /// Writer, write outcome and corruption state behind the health endpoints.
+    pub health: crate::health::Health,
 }
 
 impl Metrics {
@@ -203,6 +209,49 @@ impl Metrics {
             "Delete requests applied (one per metric of a delete body).",
             "counter",
             &one(&self.deletes),
+        );
+        counter(
+            "kairosd_write_retries_total",
+            "Group commits and promotions tried again after a storage error (the points are held meanwhile).",
+            "counter",
+            &one(&self.health.write_retries),
+        );
+        counter(
+            "kairosd_store_reopens_total",
+            "Times the writer closed and reopened the store to clear a storage error.",
+            "counter",
+            &one(&self.health.store_reopens),
+        );
+        counter(
+            "kairosd_corrupt_records_total",
+            "Records found unreadable (checksum or format), reported with their key and moved to the quarantine column family.",
+            "counter",
+            &one(&self.health.corrupt_records),
+        );
+        counter(
+            "kairosd_points_refused_series_limit_total",
+            "Points of new series refused because the store holds kairosd.series.max series.",
+            "counter",
+            &one(&self.series_limit_refused),
+        );
+        counter(
+            "kairosd_merge_salvaged_total",
+            "Chunk merges that met an unreadable input and kept it aside in a salvage envelope instead of dropping it.",
+            "counter",
+            &one(&crate::storage::MERGE_SALVAGED),
+        );
+        counter(
+            "kairosd_writer_wakeups_total",
+            "Passes of the writer thread's loop.",
+            "counter",
+            &one(&self.writer_wakeups),
+        );
+        let failing = [(String::new(), u64::from(self.health.write_failing().is_some()))];
+        counter(
+            "kairosd_writes_failing",
+            "1 while writes fail and are being retried (see /api/v1/health/status).",
+            "gauge",
+            &failing,
         );
         counter(
             "kairosd_queries_running",

@@ -10,9 +10,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, WalSync};
 use crate::http::{self, HttpContext, HttpLimits};
 use crate::ingest::IngestHandle;
+use crate::maintenance::{self, Activity, Maintenance};
 use crate::metrics::Metrics;
 use crate::sources;
-use crate::storage::{Store, StoreError};
+use crate::storage::{Faults, StoreError, StoreHandle};
 use crate::writer::{self, WriterConfig};
 
 /// What `version` and `/api/v1/version` report: KairosDB's protocol level, then ours.
@@ -49,6 +50,8 @@ pub struct Running {
     listeners: JoinSet<()>,
     ingest: IngestHandle,
     writer: std::thread::JoinHandle<()>,
+    maintenance: Maintenance,
+    pub store: Arc<StoreHandle>,
 }
 
 async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, StartError> {
@@ -63,20 +66,35 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         source,
     })?;
     let store = Arc::new(tokio::task::block_in_place(|| {
-        Store::open(&config.data_dir, config.bucket_width_ms)
+        StoreHandle::open(&config.data_dir, config.bucket_width_ms, Faults::from_env())
     })?);
     let metrics = Arc::new(Metrics::default());
     let (ingest, rx) = IngestHandle::new(config.writer_max_inflight_points, Arc::clone(&metrics));
+    let ingest = ingest.with_read_budget(config.ingest_max_buffered_bytes);
     let writer_config = WriterConfig {
         batch_points: config.writer_batch_points,
         linger: config.writer_linger,
         promote_points: config.writer_promote_points,
         promote_interval: config.writer_promote_interval,
         sync: config.wal_sync == WalSync::Always,
-        wal_sync_interval: (!config.wal_flush_interval.is_zero()).then_some(config.wal_flush_interval),
-        idle_flush: (!config.idle_flush.is_zero()).then_some(config.idle_flush),
     };
-    let writer = writer::spawn(Arc::clone(&store), rx, Arc::clone(&metrics), writer_config)?;
+    let activity = Arc::new(Activity::default());
+    let writer = writer::spawn(
+        Arc::clone(&store),
+        rx,
+        Arc::clone(&metrics),
+        Arc::clone(&activity),
+        writer_config,
+        (config.series_max > 0).then_some(config.series_max),
+    )?;
+    let maintenance = maintenance::spawn(
+        Arc::clone(&store),
+        activity,
+        (config.wal_sync != WalSync::Always && !config.wal_flush_interval.is_zero())
+            .then_some(config.wal_flush_interval),
+        (!config.idle_flush.is_zero()).then_some(config.idle_flush),
+    );
+    watch_writer(Arc::clone(&metrics));
     let shutdown = CancellationToken::new();
     let mut listeners = JoinSet::new();
     let version: Arc<str> = version().into();
@@ -91,6 +109,8 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             ingest: ingest.clone(),
             metrics: Arc::clone(&metrics),
             max_body_bytes: config.http_max_body_bytes,
+            body_budget: http::body::BodyBudget::new(config.http_max_buffered_bytes, config.writer_ack_timeout),
+            max_series: (config.series_max > 0).then_some(config.series_max),
             ack_timeout: config.writer_ack_timeout,
             query_max_points: config.query_max_points,
             version,
@@ -118,18 +138,42 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         listeners,
         ingest,
         writer,
+        maintenance,
+        store,
     })
+}
+
+/// Ends the process with status 70 (EX_SOFTWARE) if the writer thread dies while the
+/// daemon runs: every later write would fail, and a supervisor restarts a process that
+/// exits, not one that answers errors. What was acknowledged is in the WAL.
+fn watch_writer(metrics: Arc<Metrics>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let health = &metrics.health;
+            if health.stopping() {
+                return;
+            }
+            if !health.writer_running() {
+                tracing::error!("the writer thread is gone; exiting so a supervisor can restart kairosd");
+                std::process::exit(70);
+            }
+        }
+    });
 }
 
 impl Running {
     /// Stops accepting, lets open connections hand over what they read, then lets the
     /// writer commit everything queued before returning.
     pub async fn shutdown(mut self) {
+        self.metrics.health.set_stopping();
         self.shutdown.cancel();
         while self.listeners.join_next().await.is_some() {}
         self.ingest.close();
         drop(self.ingest);
         let writer = self.writer;
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        let maintenance = self.maintenance;
+        let _ = tokio::task::spawn_blocking(move || maintenance.stop()).await;
     }
 }

@@ -10,6 +10,20 @@
 //! Every promotion (by size or by time) then groups everything staged by (series,
 //! time bucket) and writes one chunk merge operand per group, which keeps operands
 //! large however small and frequent the commits were.
+//!
+//! # Failures
+//!
+//! A point a sender handed over is never dropped because a write failed. A failed
+//! commit (full disk, I/O error) is retried with backoff while the batches keep their
+//! permits, so telnet and Graphite connections stop reading and REST requests wait (a
+//! 503 after `kairosd.writer.ack_timeout_ms`, a 507 up front while the disk is full).
+//! After two failures in a row, and once the filesystem has room again, the store is
+//! closed and reopened, which clears the background error RocksDB otherwise keeps
+//! until a restart ("Writer has previous error"). A failed promotion loses nothing (the
+//! staging records stay) and is retried with backoff, not on every loop pass. Health
+//! ([`crate::health`]) says what is failing and since when; a writer that panics ends
+//! the process (see [`crate::server`]). The WAL fsync and the idle flush run on their
+//! own thread ([`crate::maintenance`]), not between commits.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
@@ -20,11 +34,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::RecvTimeoutError;
 use kairos_protocols::{series_key, PointBatch, Value};
 
-use crate::ingest::{DeleteRequest, DeleteSpec, DeleteSummary, IngestReceiver, Request, WriteFailed, WriteRequest};
+use crate::ingest::{
+    Committed, DeleteRequest, DeleteSpec, DeleteSummary, IngestReceiver, Request, WriteFailed, WriteRequest,
+};
+use crate::maintenance::Activity;
 use crate::metrics::Metrics;
 use crate::storage::keys::{self, NameKind, SeriesId};
 use crate::storage::write::Commit;
-use crate::storage::{chunk, staging, Store, StoreError, CF_SERIES, CF_STAGING};
+use crate::storage::{chunk, free_bytes, staging, Store, StoreError, StoreHandle, CF_SERIES, CF_STAGING};
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -39,11 +56,23 @@ pub struct WriterConfig {
     pub promote_interval: Duration,
     /// fsync the WAL on every commit.
     pub sync: bool,
-    /// Without `sync`, fsync the WAL this often while there are unsynced writes.
-    pub wal_sync_interval: Option<Duration>,
-    /// Write the memtables to disk once no point has arrived for this long.
-    pub idle_flush: Option<Duration>,
 }
+
+/// First wait before a failed write is tried again; it doubles up to [`RETRY_MAX`].
+const RETRY_MIN: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+/// Longest wait before a failed promotion is tried again.
+const PROMOTE_RETRY_MAX: Duration = Duration::from_secs(5);
+/// Least time between two reopens of the store.
+const REOPEN_EVERY: Duration = Duration::from_secs(2);
+/// Free bytes the data directory's filesystem needs before a reopen is worth trying.
+const REOPEN_MIN_FREE: u64 = 1 << 20;
+/// How long a reopen waits for running queries to let go of the store.
+const REOPEN_WAIT: Duration = Duration::from_secs(10);
+/// How often an idle writer looks for records readers reported unreadable.
+const QUARANTINE_POLL: Duration = Duration::from_secs(1);
+/// On shutdown, how long failing writes are still retried before the writer gives up.
+const SHUTDOWN_RETRY: Duration = Duration::from_secs(10);
 
 /// One staged point, keyed for sorting: `seq` keeps arrival order so the last write
 /// to a timestamp wins.
@@ -56,7 +85,11 @@ struct Entry {
 }
 
 pub struct Writer {
-    store: Arc<Store>,
+    /// `None` only while a reopen failed and is being retried.
+    store: Option<Arc<Store>>,
+    /// Where a reopened store comes from (the daemon's; benchmarks run without).
+    handle: Option<Arc<StoreHandle>>,
+    activity: Arc<Activity>,
     metrics: Arc<Metrics>,
     config: WriterConfig,
     /// Looked up once per point run. foldhash rather than SipHash: several times faster
@@ -82,6 +115,17 @@ pub struct Writer {
     chunk: Vec<u8>,
     /// Scratch of [`sort_for_promotion`], one slot per series id in the staged range.
     sort_heads: Vec<usize>,
+    /// After a failed promotion: not before then, and the next wait.
+    promote_retry_at: Option<Instant>,
+    promote_backoff: Duration,
+    last_reopen: Option<Instant>,
+    /// `kairosd.series.max`, and the series stored (counted only when there is a max).
+    max_series: Option<u64>,
+    series_count: u64,
+    /// Points refused by the last commit, per batch, for the acks.
+    refused: Vec<usize>,
+    /// When refused points were last logged, and how many since.
+    refused_logged: Option<Instant>,
 }
 
 /// Most tag-index look-ups a delete spends finding tag names and values no longer used.
@@ -91,18 +135,44 @@ const MAX_NAME_CHECKS: usize = 100_000;
 const MAX_KNOWN_NAMES: usize = 1 << 20;
 
 /// Starts the writer thread; it runs until every [`crate::ingest::IngestHandle`] is
-/// dropped and the queue is drained, and promotes everything before it stops.
+/// dropped and the queue is drained, and promotes everything before it stops. It tells
+/// `activity` what it wrote (for [`crate::maintenance`]) and `metrics.health` when it
+/// ends, panicking or not.
 pub fn spawn(
-    store: Arc<Store>,
+    handle: Arc<StoreHandle>,
     rx: IngestReceiver,
     metrics: Arc<Metrics>,
+    activity: Arc<Activity>,
     config: WriterConfig,
+    max_series: Option<u64>,
 ) -> Result<JoinHandle<()>, StoreError> {
-    let writer = Writer::new(store, metrics, config)?;
+    let mut writer = Writer::new(handle.get()?, metrics, config)?;
+    writer.set_max_series(max_series)?;
+    writer.handle = Some(handle);
+    writer.activity = activity;
+    writer.metrics.health.writer_started();
     Ok(std::thread::Builder::new()
         .name("kairosd-writer".into())
-        .spawn(move || writer.run(rx))
+        .spawn(move || {
+            let health = Arc::clone(&writer.metrics);
+            let ended = EndGuard(health);
+            writer.run(rx);
+            drop(ended);
+        })
         .expect("spawning the writer thread"))
+}
+
+/// Tells health that the writer thread ended, also when it unwinds from a panic.
+struct EndGuard(Arc<Metrics>);
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        let panicked = std::thread::panicking();
+        if panicked {
+            tracing::error!("the writer thread panicked; no point can be written any more");
+        }
+        self.0.health.writer_ended(panicked);
+    }
 }
 
 impl Writer {
@@ -110,7 +180,9 @@ impl Writer {
     pub fn new(store: Arc<Store>, metrics: Arc<Metrics>, config: WriterConfig) -> Result<Writer, StoreError> {
         let next_id = store.next_series_id()?;
         let mut writer = Writer {
-            store,
+            store: Some(store),
+            handle: None,
+            activity: Arc::new(Activity::default()),
             metrics,
             config,
             series: HashMap::default(),
@@ -125,31 +197,102 @@ impl Writer {
             points: Vec::new(),
             chunk: Vec::new(),
             sort_heads: Vec::new(),
+            promote_retry_at: None,
+            promote_backoff: RETRY_MIN,
+            last_reopen: None,
+            max_series: None,
+            series_count: 0,
+            refused: Vec::new(),
+            refused_logged: None,
         };
         writer.recover_staged()?;
         Ok(writer)
     }
 
+    /// The open store. Every caller runs after [`Writer::ensure_store`] succeeded.
+    fn store(&self) -> &Arc<Store> {
+        self.store.as_ref().expect("the writer holds an open store here")
+    }
+
+    /// Opens the store again if a reopen failed before; false while it still cannot.
+    fn ensure_store(&mut self) -> bool {
+        if self.store.is_some() {
+            return true;
+        }
+        self.reopen();
+        self.store.is_some()
+    }
+
+    /// Closes and reopens the store (clearing a RocksDB background error), if this
+    /// writer has a handle, the last try is [`REOPEN_EVERY`] ago and the disk has room.
+    fn maybe_reopen(&mut self) {
+        let Some(handle) = &self.handle else { return };
+        if self.last_reopen.is_some_and(|t| t.elapsed() < REOPEN_EVERY) {
+            return;
+        }
+        if free_bytes(handle.dir()).is_some_and(|free| free < REOPEN_MIN_FREE) {
+            return;
+        }
+        self.reopen();
+    }
+
+    fn reopen(&mut self) {
+        let Some(handle) = self.handle.clone() else { return };
+        self.last_reopen = Some(Instant::now());
+        tracing::warn!("closing and reopening the store to clear a storage error");
+        match handle.reopen(self.store.take(), REOPEN_WAIT) {
+            Ok(store) => {
+                self.metrics.health.store_reopens.fetch_add(1, Relaxed);
+                self.next_id = store.next_series_id().unwrap_or(self.next_id).max(self.next_id);
+                self.store = Some(store);
+                tracing::info!("store reopened");
+            }
+            Err(StoreError::Busy) => {
+                self.store = handle.get().ok();
+                tracing::warn!("queries held the store; reopening later");
+            }
+            Err(err) => tracing::error!(%err, "reopening the store failed; will retry"),
+        }
+    }
+
+    /// Reads back what a crash left staged and promotes it. A record that fails its
+    /// checksum, or names a series that was never allocated, is reported and moved to
+    /// quarantine; the others are recovered (the daemon starts either way).
     fn recover_staged(&mut self) -> Result<(), StoreError> {
-        let view = self.store.view();
+        let store = Arc::clone(self.store());
+        let view = store.view();
         let mut last_key = None;
-        let mut bad = false;
+        let mut bad: Vec<(Vec<u8>, String)> = Vec::new();
+        let mut record = Vec::new();
+        let next_id = self.next_id;
         let staged = &mut self.staged;
-        view.scan_prefix(CF_STAGING, &[], |key, record| {
-            last_key = <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes);
-            bad |= staging::decode(record, |series, ts, value| {
-                let seq = staged.len() as u32;
-                staged.push(Entry { series, ts, seq, value })
-            })
-            .is_err();
-            !bad
+        view.scan_prefix(CF_STAGING, &[], |key, value| {
+            last_key = <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes).or(last_key);
+            record.clear();
+            let decoded = staging::decode(value, |series, ts, value| record.push((series, ts, value)));
+            let problem = match decoded {
+                Err(e) => Some(e.to_string()),
+                Ok(()) if key.len() != 8 => Some("key is not an 8-byte sequence number".to_string()),
+                Ok(()) => record
+                    .iter()
+                    .find(|p| p.0 >= next_id || p.0 == 0)
+                    .map(|p| format!("names series {}, which was never allocated", p.0)),
+            };
+            match problem {
+                Some(what) => bad.push((key.to_vec(), what)),
+                None => {
+                    for &(series, ts, value) in &record {
+                        let seq = staged.len() as u32;
+                        staged.push(Entry { series, ts, seq, value });
+                    }
+                }
+            }
+            true
         })?;
         drop(view);
-        if bad {
-            return Err(StoreError::Corrupt {
-                cf: CF_STAGING,
-                what: "staging record",
-            });
+        for (key, what) in bad {
+            self.metrics.health.corruption(CF_STAGING, &key, &what);
+            store.quarantine_whole(CF_STAGING, &key)?;
         }
         if let Some(last) = last_key {
             self.staging_seq = last + 1;
@@ -162,17 +305,48 @@ impl Writer {
         Ok(())
     }
 
+    /// Moves the records readers reported unreadable to quarantine (see
+    /// [`crate::storage::corrupt`]); a failure leaves them to the next report.
+    fn quarantine_reported(&mut self) {
+        let store = Arc::clone(self.store());
+        for bad in store.corrupt.take() {
+            match store.quarantine(bad.cf, &bad.key) {
+                Ok(Some(moved)) => {
+                    self.metrics.health.corruption(
+                        bad.cf,
+                        &bad.key,
+                        &format!("{}; moved {moved} to quarantine", bad.what),
+                    );
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::error!(%err, cf = bad.cf, "moving an unreadable record to quarantine failed");
+                    store.corrupt.forget(bad.cf, &bad.key);
+                }
+            }
+        }
+    }
+
     fn run(mut self, rx: IngestReceiver) {
         let mut pending: Vec<WriteRequest> = Vec::new();
         let mut pending_points = 0usize;
         let mut commit_at: Option<Instant> = None;
-        let mut unsynced_since: Option<Instant> = None;
-        let mut idle_since: Option<Instant> = None;
         loop {
-            let wal_at = unsynced_since.zip(self.config.wal_sync_interval).map(|(t, i)| t + i);
-            let idle_at = idle_since.zip(self.config.idle_flush).map(|(t, i)| t + i);
-            let promote_at = self.staged_since.map(|t| t + self.config.promote_interval);
-            let deadline = [commit_at, wal_at, idle_at, promote_at].into_iter().flatten().min();
+            self.metrics.writer_wakeups.fetch_add(1, Relaxed);
+            if !self.ensure_store() {
+                // Nothing can be written until the store opens again.
+                std::thread::sleep(REOPEN_EVERY);
+                continue;
+            }
+            if self.store().corrupt.any_pending() {
+                self.quarantine_reported();
+            }
+            // Idle, wake once a second anyway, for records readers reported unreadable.
+            let idle_wake = Instant::now() + QUARANTINE_POLL;
+            let deadline = [commit_at, self.promote_at(), Some(idle_wake)]
+                .into_iter()
+                .flatten()
+                .min();
             let received = match deadline {
                 Some(d) => rx.requests.recv_deadline(d),
                 None => rx.requests.recv().map_err(|_| RecvTimeoutError::Disconnected),
@@ -218,68 +392,166 @@ impl Writer {
                 self.commit_pending(&mut pending, &rx);
                 pending_points = 0;
                 commit_at = None;
-                idle_since = Some(now);
-                if !self.config.sync {
-                    unsynced_since.get_or_insert(now);
-                }
             }
             for d in deletes {
                 self.apply_delete(d);
-                idle_since = Some(now);
             }
-            if !self.staged.is_empty()
-                && (disconnected
-                    || self.staged.len() >= self.config.promote_points
-                    || promote_at.is_some_and(|t| now >= t))
-            {
-                if let Err(err) = self.promote() {
-                    // Nothing is lost: the staging records stay until a promotion succeeds.
-                    self.metrics.flush_errors.fetch_add(1, Relaxed);
-                    tracing::error!(%err, "promoting staged points failed; will retry");
-                    self.staged_since = Some(now);
-                }
-            }
-            if unsynced_since.is_some() && (disconnected || wal_at.is_some_and(|t| now >= t)) {
-                if let Err(err) = self.store.sync_wal() {
-                    tracing::error!(%err, "background WAL sync failed");
-                }
-                unsynced_since = None;
-            }
-            if pending.is_empty() && self.staged.is_empty() && idle_at.is_some_and(|t| now >= t) {
-                idle_since = None;
-                let started = Instant::now();
-                match self.store.flush_memtables() {
-                    Ok(()) => tracing::debug!(took = ?started.elapsed(), "ingest paused; memtables written to disk"),
-                    Err(err) => tracing::error!(%err, "writing memtables to disk failed"),
-                }
+            if !self.staged.is_empty() && (disconnected || self.promote_at().is_some_and(|t| now >= t)) {
+                self.try_promote();
             }
             if disconnected {
-                tracing::info!("writer drained its queue and stopped");
+                self.finish();
                 return;
             }
         }
     }
 
-    /// Commits every pending request in one WriteBatch, then answers their acks.
+    /// When the next promotion is due: `None` with nothing staged; never before the
+    /// backoff of a failed one ends.
+    fn promote_at(&self) -> Option<Instant> {
+        let since = self.staged_since?;
+        let due = if self.staged.len() >= self.config.promote_points {
+            since
+        } else {
+            since + self.config.promote_interval
+        };
+        Some(self.promote_retry_at.map_or(due, |r| r.max(due)))
+    }
+
+    /// Promotes; a failure loses nothing (the staging records stay) and is retried after
+    /// a backoff that doubles up to [`PROMOTE_RETRY_MAX`].
+    fn try_promote(&mut self) -> bool {
+        match self.promote() {
+            Ok(()) => {
+                self.promote_retry_at = None;
+                self.promote_backoff = RETRY_MIN;
+                self.metrics.health.write_ok();
+                true
+            }
+            Err(err) => {
+                self.metrics.flush_errors.fetch_add(1, Relaxed);
+                self.metrics.health.write_retries.fetch_add(1, Relaxed);
+                self.metrics.health.write_failed("promotion", &err);
+                tracing::error!(%err, retry_in = ?self.promote_backoff, "promoting staged points failed; they stay staged and are retried");
+                self.promote_retry_at = Some(Instant::now() + self.promote_backoff);
+                self.promote_backoff = (self.promote_backoff * 2).min(PROMOTE_RETRY_MAX);
+                if err.is_transient() {
+                    self.maybe_reopen();
+                }
+                false
+            }
+        }
+    }
+
+    /// The queue is closed and drained: promote what is staged (retrying a while if that
+    /// fails; what is left stays staged and is promoted at the next start), sync the WAL.
+    fn finish(&mut self) {
+        let started = Instant::now();
+        while !self.staged.is_empty() && self.ensure_store() && !self.try_promote() {
+            if started.elapsed() >= SHUTDOWN_RETRY {
+                tracing::error!(
+                    points = self.staged.len(),
+                    "stopping with points still staged (they are in the WAL and promoted at the next start)"
+                );
+                break;
+            }
+            std::thread::sleep(self.promote_backoff);
+        }
+        if let Some(store) = &self.store {
+            if let Err(err) = store.sync_wal() {
+                tracing::error!(%err, "final WAL sync failed");
+            }
+        }
+        tracing::info!("writer drained its queue and stopped");
+    }
+
+    /// Commits every pending request in one WriteBatch, then answers their acks. A
+    /// storage failure is retried with backoff (the requests keep their permits, so
+    /// senders wait); only bad data, or a shutdown that cannot wait any longer, fails them.
     fn commit_pending(&mut self, pending: &mut Vec<WriteRequest>, rx: &IngestReceiver) {
         let started = Instant::now();
         let count: usize = pending.iter().map(|r| r.batch.len()).sum();
-        let result = self.commit(pending.iter().map(|r| &r.batch));
-        if let Err(err) = &result {
-            self.metrics.flush_errors.fetch_add(1, Relaxed);
-            tracing::error!(%err, points = count, "group commit failed; its senders get an error");
-        } else {
-            self.metrics.points_written.fetch_add(count as u64, Relaxed);
+        let mut backoff = RETRY_MIN;
+        let mut failures = 0u32;
+        let mut logged: Option<Instant> = None;
+        let result = loop {
+            if !self.ensure_store() {
+                if self.metrics.health.stopping() && started.elapsed() >= SHUTDOWN_RETRY {
+                    break Err(StoreError::Unavailable);
+                }
+                std::thread::sleep(REOPEN_EVERY);
+                continue;
+            }
+            match self.commit(pending.iter().map(|r| &r.batch)) {
+                Ok(()) => break Ok(()),
+                Err(err) if !err.is_transient() => break Err(err),
+                Err(err) => {
+                    failures += 1;
+                    self.metrics.flush_errors.fetch_add(1, Relaxed);
+                    self.metrics.health.write_retries.fetch_add(1, Relaxed);
+                    self.metrics.health.write_failed("group commit", &err);
+                    if logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                        logged = Some(Instant::now());
+                        tracing::error!(%err, points = count, failures, "group commit failed; holding its points and retrying (senders wait)");
+                    }
+                    if self.metrics.health.stopping() && started.elapsed() >= SHUTDOWN_RETRY {
+                        break Err(err);
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(RETRY_MAX);
+                    if failures >= 2 {
+                        self.maybe_reopen();
+                    }
+                }
+            }
+        };
+        match &result {
+            Ok(()) => {
+                if failures > 0 {
+                    tracing::info!(points = count, failures, took = ?started.elapsed(), "group commit succeeded after retrying");
+                }
+                self.metrics.health.write_ok();
+                self.metrics.points_written.fetch_add(count as u64, Relaxed);
+                self.activity.wrote(self.config.sync);
+                self.activity.staged.store(self.staged.len(), Relaxed);
+            }
+            Err(err) => {
+                self.metrics.flush_errors.fetch_add(1, Relaxed);
+                tracing::error!(%err, points = count, "group commit failed for good; its senders get an error");
+            }
         }
         self.metrics.observe_flush(started.elapsed().as_secs_f64());
         self.metrics.inflight_points.fetch_sub(count as u64, Relaxed);
-        let result = result.map_err(|e| WriteFailed(e.to_string()));
-        for req in pending.drain(..) {
+        let refused_total: usize = if result.is_ok() { self.refused.iter().sum() } else { 0 };
+        if refused_total > 0 {
+            self.note_refused(refused_total);
+        }
+        let result = result.map_err(|e| WriteFailed::from(&e));
+        for (i, req) in pending.drain(..).enumerate() {
             if let Some(ack) = req.ack {
-                let _ = ack.send(result.clone());
+                let refused = self.refused.get(i).copied().unwrap_or(0);
+                let _ = ack.send(result.clone().map(|()| Committed {
+                    refused_series_limit: refused,
+                }));
             }
             rx.recycle(req.batch);
             // Dropping `req.permit` here hands its queue room back to the senders.
+        }
+    }
+
+    /// Counts and logs (at most every 10 s) points refused by `kairosd.series.max`.
+    fn note_refused(&mut self, n: usize) {
+        self.metrics.series_limit_refused.fetch_add(n as u64, Relaxed);
+        if self
+            .refused_logged
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
+            self.refused_logged = Some(Instant::now());
+            tracing::warn!(
+                points = n,
+                max = self.max_series.unwrap_or(0),
+                "points of new series refused: the store holds kairosd.series.max series (see kairosd_points_refused_series_limit_total)"
+            );
         }
     }
 
@@ -290,10 +562,23 @@ impl Writer {
         self.promote()
     }
 
+    /// Runs the writer loop on this thread until the queue closes (tests of the failure
+    /// paths drive it this way, with faults armed on `handle`).
+    pub fn run_with(mut self, handle: Arc<StoreHandle>, rx: IngestReceiver) {
+        self.handle = Some(handle);
+        self.metrics.health.writer_started();
+        let ended = EndGuard(Arc::clone(&self.metrics));
+        self.run(rx);
+        drop(ended);
+    }
+
     /// Writes the points of `batches` (and any new series) to the staging log in one
     /// atomic write. On failure nothing of it stays, in RocksDB or in memory.
     fn commit<'a>(&mut self, batches: impl Iterator<Item = &'a PointBatch>) -> Result<(), StoreError> {
-        let store = Arc::clone(&self.store);
+        let store = Arc::clone(self.store());
+        if store.faults.take_writer_panic() {
+            panic!("injected writer panic (KAIROSD_FAULTS=panic_writer)");
+        }
         let mut commit = store.begin_commit();
         let staged_before = self.staged.len();
         let result = self.stage(batches, &mut commit).and_then(|()| {
@@ -309,6 +594,7 @@ impl Writer {
                 self.metrics
                     .series_created
                     .fetch_add(self.created.len() as u64, Relaxed);
+                self.series_count += self.created.len() as u64;
                 self.created.clear();
                 self.new_names.clear();
                 if self.staged.len() > staged_before {
@@ -324,20 +610,23 @@ impl Writer {
                 for name in self.new_names.drain(..) {
                     self.known_names.remove(&name);
                 }
-                self.next_id = self.store.next_series_id().unwrap_or(self.next_id);
+                self.next_id = self.store().next_series_id().unwrap_or(self.next_id);
                 Err(err)
             }
         }
     }
 
-    /// Resolves series ids and appends the points to `staged`.
+    /// Resolves series ids and appends the points to `staged`. A point of a new series
+    /// past `kairosd.series.max` is refused (counted in `self.refused`, per batch).
     fn stage<'a>(
         &mut self,
         batches: impl Iterator<Item = &'a PointBatch>,
         commit: &mut Commit<'_>,
     ) -> Result<(), StoreError> {
+        self.refused.clear();
         for points in batches {
-            let mut last: Option<(&[u8], SeriesId)> = None;
+            let mut last: Option<(&[u8], Option<SeriesId>)> = None;
+            let mut refused = 0;
             for rec in points.records() {
                 let key = points.key(rec);
                 let series = match last {
@@ -346,6 +635,10 @@ impl Writer {
                     _ => self.resolve(key, commit)?,
                 };
                 last = Some((key, series));
+                let Some(series) = series else {
+                    refused += 1;
+                    continue;
+                };
                 let seq = self.staged.len() as u32;
                 self.staged.push(Entry {
                     series,
@@ -354,6 +647,23 @@ impl Writer {
                     value: rec.value,
                 });
             }
+            self.refused.push(refused);
+        }
+        Ok(())
+    }
+
+    /// Limits the number of series to `max` (`kairosd.series.max`): counts those stored.
+    pub fn set_max_series(&mut self, max: Option<u64>) -> Result<(), StoreError> {
+        self.max_series = max;
+        if max.is_some() {
+            let store = Arc::clone(self.store());
+            let view = store.view();
+            let mut n = 0u64;
+            view.scan_prefix(CF_SERIES, &[], |_, _| {
+                n += 1;
+                true
+            })?;
+            self.series_count = n;
         }
         Ok(())
     }
@@ -366,7 +676,7 @@ impl Writer {
         }
         let mut entries = std::mem::take(&mut self.staged);
         sort_for_promotion(&mut entries, &mut self.sort_heads);
-        let store = Arc::clone(&self.store);
+        let store = Arc::clone(self.store());
         let mut promotion = store.begin_promotion();
         let width = store.bucket_width();
         let mut i = 0;
@@ -395,6 +705,8 @@ impl Writer {
                 entries.clear();
                 self.staged = entries;
                 self.staged_since = None;
+                self.activity.wrote(self.config.sync);
+                self.activity.staged.store(0, Relaxed);
                 Ok(())
             }
             Err(err) => {
@@ -407,6 +719,10 @@ impl Writer {
     }
 
     fn apply_delete(&mut self, req: DeleteRequest) {
+        if !self.ensure_store() {
+            let _ = req.ack.send(Err(WriteFailed::from(&StoreError::Unavailable)));
+            return;
+        }
         let result = self.delete(&req.spec);
         match &result {
             Ok(summary) => tracing::info!(
@@ -420,7 +736,10 @@ impl Writer {
                 tracing::error!(metric = %req.spec.metric, %err, "delete failed; nothing of it was applied");
             }
         }
-        let _ = req.ack.send(result.map_err(|e| WriteFailed(e.to_string())));
+        if result.is_ok() {
+            self.activity.wrote(self.config.sync);
+        }
+        let _ = req.ack.send(result.map_err(|e| WriteFailed::from(&e)));
         // Dropping `req.permit` hands its queue room back.
     }
 
@@ -431,11 +750,11 @@ impl Writer {
     pub fn delete(&mut self, spec: &DeleteSpec) -> Result<DeleteSummary, StoreError> {
         self.promote()?;
         let series = {
-            let view = self.store.view();
+            let view = self.store().view();
             crate::query::plan::select_series(&view, &spec.metric, &spec.tags)?
         };
         let ids: Vec<SeriesId> = series.iter().map(|(id, _)| *id).collect();
-        let plan = self.store.plan_delete(&ids, spec.start, spec.end)?;
+        let plan = self.store().plan_delete(&ids, spec.start, spec.end)?;
         let emptied: HashSet<SeriesId> = plan.emptied.iter().copied().collect();
         let removed: Vec<_> = series
             .into_iter()
@@ -450,11 +769,12 @@ impl Writer {
         } else {
             self.unused_names(&spec.metric, &removed)?
         };
-        self.store.apply_delete(plan, &removed, &names, self.config.sync)?;
+        self.store().apply_delete(plan, &removed, &names, self.config.sync)?;
         let summary = DeleteSummary {
             series: ids.len(),
             series_removed: removed.len(),
         };
+        self.series_count = self.series_count.saturating_sub(removed.len() as u64);
         for (_, _, _, key) in &removed {
             self.series.remove(key.as_slice());
         }
@@ -475,7 +795,7 @@ impl Writer {
         metric: &str,
         removed: &[(SeriesId, String, crate::storage::Tags, Vec<u8>)],
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let view = self.store.view();
+        let view = self.store().view();
         let gone: HashSet<SeriesId> = removed.iter().map(|r| r.0).collect();
         let mut names = Vec::new();
         let left = view.series_of_metric(metric)?.len();
@@ -530,14 +850,20 @@ impl Writer {
     }
 
     /// The id of series `key`, allocating it (and writing its dictionary and index
-    /// entries into `batch`) if it is new.
-    fn resolve(&mut self, key: &[u8], commit: &mut Commit<'_>) -> Result<SeriesId, StoreError> {
+    /// entries into `batch`) if it is new; `None` if it is new and the store already
+    /// holds `kairosd.series.max` series.
+    fn resolve(&mut self, key: &[u8], commit: &mut Commit<'_>) -> Result<Option<SeriesId>, StoreError> {
         if let Some(&id) = self.series.get(key) {
-            return Ok(id);
+            return Ok(Some(id));
         }
-        if let Some(id) = self.store.series_id(key)? {
+        if let Some(id) = self.store().series_id(key)? {
             self.series.insert(key.into(), id);
-            return Ok(id);
+            return Ok(Some(id));
+        }
+        if let Some(max) = self.max_series {
+            if self.series_count + self.created.len() as u64 >= max {
+                return Ok(None);
+            }
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -565,7 +891,7 @@ impl Writer {
         let key: Box<[u8]> = key.into();
         self.created.push(key.clone());
         self.series.insert(key, id);
-        Ok(id)
+        Ok(Some(id))
     }
 }
 
@@ -585,7 +911,8 @@ fn sort_for_promotion(entries: &mut [Entry], heads: &mut Vec<usize>) {
         return;
     };
     let max = entries.iter().map(|e| e.series).max().unwrap_or(min);
-    let range = max - min + 1;
+    // Saturating: ids from a damaged record may span the whole u64 range.
+    let range = (max - min).saturating_add(1);
     if range > (entries.len() as u64).saturating_mul(4) + 4096 {
         entries.sort_unstable_by_key(|e| (e.series, e.ts, e.seq));
         return;
@@ -660,8 +987,6 @@ mod tests {
             promote_points: 1000,
             promote_interval: Duration::from_secs(60),
             sync: false,
-            wal_sync_interval: None,
-            idle_flush: None,
         }
     }
 

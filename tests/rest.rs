@@ -291,7 +291,10 @@ fn metadata_health_version_and_metrics() {
         json!({"results": ["sys.cpu", "sys.mem"]})
     );
     assert_eq!(d.get("/api/v1/health/check").status, 204);
-    assert_eq!(d.get("/api/v1/health/status").json(), json!(["Datastore-Query: OK"]));
+    assert_eq!(
+        d.get("/api/v1/health/status").json(),
+        json!(["Datastore-Query: OK", "Datastore-Write: OK"])
+    );
     let v = d.get("/api/v1/version").json();
     assert!(v["version"].as_str().unwrap().starts_with("KairosDB "));
     assert_eq!(d.metric("kairosd_points_accepted_total{protocol=\"rest\"}"), 3.0);

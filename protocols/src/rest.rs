@@ -154,13 +154,60 @@ fn run(body: &[u8], batch: &mut PointBatch, reader: Reader, cache: Option<&mut S
         Some(_) => state.errors.push("Invalid start of json.".to_owned()),
     }
     *batch = state.batch;
-    done.then_some(state.errors)
+    done.then(|| state.errors.into_messages())
+}
+
+/// Most error messages one body gets; past it they are counted, not kept (a 64 MiB body
+/// of bad objects would otherwise build gigabytes of messages).
+pub const MAX_ERRORS: usize = 100;
+
+/// A body's error messages: the first [`MAX_ERRORS`], and how many more there were.
+#[derive(Debug, Default)]
+pub(crate) struct Errors {
+    list: Vec<String>,
+    more: usize,
+}
+
+impl Errors {
+    pub(crate) fn push(&mut self, message: String) {
+        if self.list.len() < MAX_ERRORS {
+            self.list.push(message);
+        } else {
+            self.more += 1;
+        }
+    }
+
+    /// The last message kept.
+    pub(crate) fn pop(&mut self) -> Option<String> {
+        self.list.pop()
+    }
+
+    /// Every error counted, kept or not.
+    pub(crate) fn len(&self) -> usize {
+        self.list.len() + self.more
+    }
+
+    /// Forgets everything (the scanner gave up and the general reader starts again).
+    pub(crate) fn clear(&mut self) {
+        self.list.clear();
+        self.more = 0;
+    }
+
+    fn into_messages(mut self) -> Vec<String> {
+        if self.more > 0 {
+            self.list.push(format!(
+                "... and {} more errors (only the first {MAX_ERRORS} are listed).",
+                self.more
+            ));
+        }
+        self.list
+    }
 }
 
 /// Everything that outlives one metric object.
 struct State<'de> {
     batch: PointBatch,
-    errors: Vec<String>,
+    errors: Errors,
     /// Index of the metric object being read, for `metric[i]` in messages.
     index: usize,
     /// Tags of the current object, as read (order kept for KairosDB's `tag[i]` messages).
@@ -180,7 +227,7 @@ impl State<'_> {
         batch.reserve(body_len / 64 + 1, body_len / 4 + 16);
         State {
             batch,
-            errors: Vec::new(),
+            errors: Errors::default(),
             index: 0,
             tags: Vec::new(),
             pairs: Vec::new(),

@@ -1,8 +1,6 @@
 //! Names: `GET /api/v1/metricnames`, `/tagnames`, `/tagvalues` (the last two from
 //! KairosDB 1.2; each takes an optional `?prefix=`), and `/version`.
 
-use std::sync::Arc;
-
 use http::{Request, StatusCode};
 
 use super::response::{self, query_param, Resp};
@@ -12,7 +10,10 @@ use crate::storage::keys::NameKind;
 
 pub async fn names<B>(req: &Request<B>, ctx: &HttpContext, kind: NameKind) -> Resp {
     let prefix = query_param(req.uri().query().unwrap_or(""), "prefix").unwrap_or_default();
-    let store = Arc::clone(&ctx.store);
+    let store = match ctx.store.get() {
+        Ok(s) => s,
+        Err(e) => return response::errors(StatusCode::SERVICE_UNAVAILABLE, &[e.to_string()]),
+    };
     match tokio::task::spawn_blocking(move || store.view().names(kind, &prefix)).await {
         Ok(Ok(names)) => {
             let mut out = String::from("{\"results\":[");

@@ -30,9 +30,10 @@ pub async fn read_body(req: Request<Incoming>, ctx: &HttpContext) -> Result<Byte
         };
     }
     let (parts, body) = req.into_parts();
-    match body::read(&parts.headers, body, ctx.max_body_bytes).await {
-        Ok(b) => Ok(b),
+    match body::read(&parts.headers, body, ctx.max_body_bytes, &ctx.body_budget).await {
+        Ok(b) => Ok(b.bytes),
         Err(e @ BodyError::TooLarge(_)) => Err(response::errors(StatusCode::PAYLOAD_TOO_LARGE, &[e.to_string()])),
+        Err(e @ BodyError::Busy(_)) => Err(response::errors(StatusCode::SERVICE_UNAVAILABLE, &[e.to_string()])),
         Err(e) => Err(response::errors(StatusCode::BAD_REQUEST, &[e.to_string()])),
     }
 }
@@ -91,7 +92,13 @@ async fn run(req: Request<Incoming>, ctx: &HttpContext, kind: Kind) -> Resp {
     };
     ctx.metrics.queries.fetch_add(1, Relaxed);
     ctx.metrics.queries_running.fetch_add(1, Relaxed);
-    let store = Arc::clone(&ctx.store);
+    let store = match ctx.store.get() {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.metrics.queries_running.fetch_sub(1, Relaxed);
+            return response::errors(StatusCode::SERVICE_UNAVAILABLE, &[e.to_string()]);
+        }
+    };
     let limits = query::Limits {
         max_points: ctx.query_max_points as u64,
         now,
@@ -145,13 +152,23 @@ async fn save(ctx: &HttpContext, answer: &Answer) -> Result<(), Resp> {
     }
     let n = batch.len();
     ctx.metrics.accepted(crate::metrics::Protocol::Rest, n);
-    ctx.ingest.submit_and_wait(batch, ctx.ack_timeout).await.map_err(|e| {
+    let committed = ctx.ingest.submit_and_wait(batch, ctx.ack_timeout).await.map_err(|e| {
         tracing::error!(points = n, "save_as write not acknowledged: {e}");
         response::errors(
             super::ingest::write_error_status(&e),
             &[format!("save_as could not write its points: {e}")],
         )
-    })
+    })?;
+    if committed.refused_series_limit > 0 {
+        return Err(response::errors(
+            StatusCode::BAD_REQUEST,
+            &[format!(
+                "save_as could not write {} points: kairosd holds kairosd.series.max series",
+                committed.refused_series_limit
+            )],
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -160,7 +177,7 @@ mod tests {
     use crate::config::ServerType;
     use crate::ingest::IngestHandle;
     use crate::metrics::Metrics;
-    use crate::storage::Store;
+    use crate::storage::StoreHandle;
     use std::time::Duration;
 
     #[tokio::test]
@@ -169,10 +186,12 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let (ingest, _rx) = IngestHandle::new(100, Arc::clone(&metrics));
         let ctx = HttpContext {
-            store: Arc::new(Store::open(dir.path(), 7_200_000).unwrap()),
+            store: Arc::new(StoreHandle::open(dir.path(), 7_200_000, Default::default()).unwrap()),
             ingest,
             metrics,
             max_body_bytes: 1 << 20,
+            body_budget: super::body::BodyBudget::new(1 << 24, Duration::from_secs(1)),
+            max_series: None,
             ack_timeout: Duration::from_secs(1),
             query_max_points: 1000,
             version: "test".into(),

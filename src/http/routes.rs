@@ -17,13 +17,18 @@ use crate::config::ServerType;
 use crate::ingest::IngestHandle;
 use crate::metrics::Metrics;
 use crate::storage::keys::NameKind;
-use crate::storage::Store;
+use crate::storage::StoreHandle;
 
 pub struct HttpContext {
-    pub store: Arc<Store>,
+    /// The store; take it per request with [`StoreHandle::get`] (the writer may reopen it).
+    pub store: Arc<StoreHandle>,
     pub ingest: IngestHandle,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    /// Request-body bytes all connections together may hold (`kairosd.http.max_buffered_bytes`).
+    pub body_budget: super::body::BodyBudget,
+    /// `kairosd.series.max`, named when points are refused.
+    pub max_series: Option<u64>,
     pub ack_timeout: Duration,
     pub query_max_points: usize,
     pub version: Arc<str>,

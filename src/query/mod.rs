@@ -210,8 +210,6 @@ mod tests {
             promote_points: 1000,
             promote_interval: std::time::Duration::from_secs(60),
             sync: false,
-            wal_sync_interval: None,
-            idle_flush: None,
         };
         let mut w = Writer::new(Arc::clone(&store), Arc::new(Metrics::default()), config).unwrap();
         let mut batch = PointBatch::new();

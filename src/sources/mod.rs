@@ -58,11 +58,14 @@ pub struct SourceContext {
     pub idle_timeout: Option<Duration>,
     /// On shutdown, how long a TCP connection may still be read.
     pub drain_timeout: Duration,
+    /// Read buffers of every stream connection, all sources together.
+    pub read_budget: Arc<tcp::ReadBudget>,
 }
 
 impl SourceContext {
     pub fn new(kind: SourceKind, ingest: &IngestHandle, metrics: &Arc<Metrics>, config: &Config) -> SourceContext {
         SourceContext {
+            read_budget: Arc::clone(ingest.read_budget()),
             kind,
             ingest: ingest.clone(),
             metrics: Arc::clone(metrics),

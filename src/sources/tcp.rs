@@ -13,6 +13,13 @@
 //!   closes it or `kairosd.shutdown.drain_timeout_ms` passes, so what a client already
 //!   sent is not lost; one that has nothing pending and stays silent for [`QUIET`] is
 //!   closed early, so idle agents do not hold the shutdown up.
+//! - **Read buffers are bounded in total.** A connection holds a read buffer only while
+//!   its client is sending: once a read drained the socket and left nothing pending, the
+//!   buffer is freed and the task waits for readability holding no memory. Every buffer
+//!   is charged to one budget shared by all stream sources
+//!   (`kairosd.ingest.max_buffered_bytes`); a connection that finds it spent waits before
+//!   reading (its client is slowed down by TCP), so 20,000 connections cost their
+//!   sockets, not 20,000 × 64 KiB.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -24,6 +31,7 @@ use kairos_protocols::decode::Decoder;
 use kairos_protocols::framing::Framer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -74,16 +82,39 @@ async fn connection<F: Framer, D: Decoder>(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let kind = ctx.kind;
-    let mut buf = BytesMut::with_capacity(READ_BUFFER);
+    let mut buf = BytesMut::new();
+    // The part of the read-buffer budget this connection's buffer holds.
+    let mut held: Option<OwnedSemaphorePermit> = None;
     let mut log = LogBudget::default();
     let idle = ctx.idle_timeout;
     let idle_timer = tokio::time::sleep(idle.unwrap_or(Duration::MAX / 4));
     tokio::pin!(idle_timer);
     let mut drain_until: Option<Instant> = None;
     loop {
+        if buf.capacity() == 0 {
+            // Nothing pending and no buffer: wait for the client without holding memory.
+            let ready = match drain_until {
+                None => tokio::select! {
+                    r = stream.readable() => r,
+                    _ = shutdown.cancelled() => {
+                        drain_until = Some(Instant::now() + ctx.drain_timeout);
+                        continue;
+                    }
+                },
+                Some(deadline) => {
+                    match tokio::time::timeout_at(deadline.min(Instant::now() + QUIET), stream.readable()).await {
+                        Ok(r) => r,
+                        Err(_) => return Ok(()),
+                    }
+                }
+            };
+            ready?;
+        }
         let needed = framer.needed(&buf);
-        reserve(&mut buf, needed);
+        reserve(&mut buf, needed.max(READ_BUFFER / 4));
+        ctx.read_budget.hold(buf.capacity(), &mut held).await;
         let pending = framer.pending(buf.len()) > 0;
+        let spare = buf.capacity() - buf.len();
         let n = match drain_until {
             None => tokio::select! {
                 r = stream.read_buf(&mut buf) => end_on_reset(r)?,
@@ -157,6 +188,12 @@ async fn connection<F: Framer, D: Decoder>(
                 for _ in 0..d.replies {
                     stream.write_all(decoder.reply()).await?;
                 }
+                // The read did not fill the buffer, so the socket is drained: with
+                // nothing pending, give the buffer (and its budget) back until more comes.
+                if buf.is_empty() && n < spare {
+                    buf = BytesMut::new();
+                    held = None;
+                }
             }
             Err(err) => {
                 tracing::warn!(%peer, max_key = kind.max_key, "{} {err}; closing the connection", kind.name);
@@ -176,6 +213,43 @@ fn end_on_reset(r: std::io::Result<usize>) -> std::io::Result<usize> {
     match r {
         Err(e) if matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe) => Ok(0),
         r => r,
+    }
+}
+
+/// The read-buffer bytes all stream connections together may hold.
+pub struct ReadBudget {
+    permits: Arc<tokio::sync::Semaphore>,
+    total: usize,
+}
+
+impl ReadBudget {
+    pub fn new(total: usize) -> ReadBudget {
+        let total = total.clamp(READ_BUFFER, tokio::sync::Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        ReadBudget {
+            permits: Arc::new(tokio::sync::Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// Bytes of the budget in use now.
+    pub fn in_use(&self) -> usize {
+        self.total - self.permits.available_permits()
+    }
+
+    /// Makes `held` cover `bytes` (at most the whole budget), waiting for room.
+    async fn hold(&self, bytes: usize, held: &mut Option<OwnedSemaphorePermit>) {
+        let have = held.as_ref().map_or(0, |p| p.num_permits());
+        let want = bytes.min(self.total);
+        if want <= have {
+            return;
+        }
+        let Ok(more) = Arc::clone(&self.permits).acquire_many_owned((want - have) as u32).await else {
+            return; // never closed
+        };
+        match held {
+            Some(h) => h.merge(more),
+            None => *held = Some(more),
+        }
     }
 }
 

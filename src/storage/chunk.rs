@@ -5,16 +5,43 @@
 //! function is total over arbitrary bytes: a corrupt value yields a [`ChunkError`],
 //! never a panic and never an allocation larger than a fixed multiple of the input.
 //!
-//! # Format (kind `0x01`, points chunk v1)
+//! # Envelope (schema version 2)
 //!
-//! A chunk is a few byte-aligned header fields followed by one bit stream. Varints are
+//! Every value of the `points` column family, stored or in flight as a merge operand:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 1 | kind (below) |
+//! | 1 | flags: bit 0 = a per-point expiry column follows the values (reserved for TTL/retention, not written yet: a chunk with no expiring point keeps it clear and pays nothing); bits 1–7 reserved, must be zero |
+//! | … | the body of that kind |
+//! | 4 | crc32c (Castagnoli) of every byte before it, little-endian |
+//!
+//! Kinds: `0x02` points chunk (the body below); `0x03` reserved for a first-write-wins
+//! ("ledger") points operand, so an import never overwrites a point already stored;
+//! `0x04` reserved for a range-delete tombstone; `0x05` salvage envelope (below).
+//! `0x01` was the checksum-less chunk of schema version 1, which this build refuses
+//! (the schema check names the version). A reader that meets a kind or flag it does not
+//! know reports the value as unreadable ([`ChunkError::UnknownKind`]); the merge
+//! operator then keeps it verbatim inside a salvage envelope, so a newer format is
+//! never destroyed by an older build.
+//!
+//! **Salvage envelope** (`0x05`): what the merge operator writes when an input cannot be
+//! read (a checksum mismatch, garbage, a kind it does not know), instead of dropping it
+//! (which compaction would make permanent) or failing (which would stop every read and
+//! compaction of the key): varint length + a points chunk of everything readable, then
+//! varint count + (varint length + bytes) for each unreadable input, kept as it was.
+//! Readers use the readable points and report the key; the writer then moves the
+//! unreadable parts to the `quarantine` column family and puts the readable chunk back.
+//!
+//! # Points chunk body (kind `0x02`)
+//!
+//! A few byte-aligned header fields followed by one bit stream. Varints are
 //! unsigned LEB128 (at most 10 bytes); "zz" means zigzag (`0,-1,1,-2,…` → `0,1,2,3,…`).
 //! All integer arithmetic wraps (two's complement), so any `i64` timestamp or long
 //! and any `f64` bit pattern round-trips exactly.
 //!
 //! | bytes | field | present when |
 //! |---|---|---|
-//! | 1 | kind: `0x01`. Other kinds are reserved (a range-delete tombstone will be one) | always |
 //! | varint | `n`, the number of points | always; `n = 0` ends the chunk |
 //! | zz varint | first timestamp | `n ≥ 1` |
 //! | int header | coder of the `n - 1` timestamp deltas `tsᵢ - tsᵢ₋₁` | `n ≥ 2` |
@@ -51,8 +78,20 @@ use std::fmt;
 
 use kairos_protocols::Value;
 
-/// First byte of a points chunk, format version 1.
-pub const KIND_POINTS_V1: u8 = 0x01;
+/// First byte of a points chunk.
+pub const KIND_POINTS: u8 = 0x02;
+/// Reserved: a first-write-wins points operand (imports). Not written yet.
+pub const KIND_LEDGER: u8 = 0x03;
+/// Reserved: a range-delete tombstone. Not written yet.
+pub const KIND_TOMBSTONE: u8 = 0x04;
+/// The merge operator's output when some input could not be read.
+pub const KIND_SALVAGE: u8 = 0x05;
+/// Flag bit: a per-point expiry column follows the values (reserved for TTL).
+pub const FLAG_EXPIRY: u8 = 0x01;
+/// Kind byte + flags byte before the body.
+const HEAD: usize = 2;
+/// The crc32c trailer.
+const TRAILER: usize = 4;
 
 /// The encoder pads so that `n ≤ MAX_POINTS_PER_BYTE × len` always holds; the decoder
 /// refuses anything denser, which caps what a forged count can make it allocate.
@@ -69,6 +108,10 @@ pub enum ChunkError {
     /// Structurally invalid: a field out of range, timestamps not increasing, or
     /// non-zero bytes after the data.
     Corrupt(&'static str),
+    /// The crc32c trailer does not match the bytes.
+    Checksum,
+    /// Flags this build does not know (a newer format).
+    UnknownFlags(u8),
 }
 
 impl fmt::Display for ChunkError {
@@ -77,6 +120,8 @@ impl fmt::Display for ChunkError {
             ChunkError::Truncated => f.write_str("chunk is truncated"),
             ChunkError::UnknownKind(k) => write!(f, "unknown chunk kind 0x{k:02x}"),
             ChunkError::Corrupt(what) => write!(f, "corrupt chunk: {what}"),
+            ChunkError::Checksum => f.write_str("chunk checksum (crc32c) mismatch"),
+            ChunkError::UnknownFlags(b) => write!(f, "unknown chunk flags 0x{b:02x}"),
         }
     }
 }
@@ -161,11 +206,8 @@ pub fn count(bytes: &[u8]) -> Result<usize, ChunkError> {
 /// query's shortcut for chunks that lie wholly inside one of its ranges. Unlike
 /// [`count`] it does not validate the rest of the chunk.
 pub fn header(bytes: &[u8]) -> Result<(usize, i64), ChunkError> {
-    let mut h = Header { buf: bytes, pos: 0 };
-    let kind = h.byte()?;
-    if kind != KIND_POINTS_V1 {
-        return Err(ChunkError::UnknownKind(kind));
-    }
+    let bytes = points_payload(bytes)?;
+    let mut h = Header { buf: bytes, pos: HEAD };
     let n = h.varint()?;
     if n > MAX_POINTS_PER_BYTE * bytes.len() as u64 {
         return Err(ChunkError::Corrupt("point count exceeds what the chunk can hold"));
@@ -851,9 +893,102 @@ fn encode_sorted(points: &[(i64, Value)], out: &mut Vec<u8>) {
 
 fn encode_with(points: &[(i64, Value)], out: &mut Vec<u8>, deltas: &mut Vec<i64>) {
     let start = out.len();
+    encode_body(points, out, deltas, start);
+    seal_from(out, start);
+}
+
+/// Appends the crc32c of `out[start..]` (the trailer every value ends with).
+fn seal_from(out: &mut Vec<u8>, start: usize) {
+    let crc = crc32c::crc32c(&out[start..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// Appends the checksum trailer to `bytes` (tests and fuzzers build chunks by hand).
+pub fn seal(bytes: &mut Vec<u8>) {
+    seal_from(bytes, 0);
+}
+
+/// Checks the trailer and the kind and flags bytes; returns the value without its
+/// trailer (head included, so offsets match the encoder's).
+fn payload(bytes: &[u8]) -> Result<(u8, &[u8]), ChunkError> {
+    if bytes.len() < HEAD + TRAILER {
+        return match bytes.first() {
+            Some(&k) if !matches!(k, KIND_POINTS | KIND_SALVAGE) => Err(ChunkError::UnknownKind(k)),
+            _ => Err(ChunkError::Truncated),
+        };
+    }
+    let (data, crc) = bytes.split_at(bytes.len() - TRAILER);
+    if crc32c::crc32c(data).to_le_bytes() != crc {
+        return Err(ChunkError::Checksum);
+    }
+    let kind = data[0];
+    if !matches!(kind, KIND_POINTS | KIND_SALVAGE) {
+        return Err(ChunkError::UnknownKind(kind));
+    }
+    if data[1] != 0 {
+        return Err(ChunkError::UnknownFlags(data[1]));
+    }
+    Ok((kind, data))
+}
+
+/// [`payload`] of a points chunk (a salvage envelope's readable part for one).
+fn points_payload(bytes: &[u8]) -> Result<&[u8], ChunkError> {
+    match payload(bytes)? {
+        (KIND_POINTS, data) => Ok(data),
+        (_, data) => {
+            let (good, _) = salvage_parts(data)?;
+            points_payload(good)
+        }
+    }
+}
+
+/// The readable chunk and the unreadable inputs a salvage envelope holds.
+fn salvage_parts(data: &[u8]) -> Result<(&[u8], Vec<&[u8]>), ChunkError> {
+    let mut h = Header { buf: data, pos: HEAD };
+    let len = usize::try_from(h.varint()?).map_err(|_| ChunkError::Truncated)?;
+    let good = h.bytes(len)?;
+    let count = h.varint()?;
+    if count > data.len() as u64 {
+        return Err(ChunkError::Corrupt("salvage count exceeds the envelope"));
+    }
+    let mut bad = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let len = usize::try_from(h.varint()?).map_err(|_| ChunkError::Truncated)?;
+        bad.push(h.bytes(len)?);
+    }
+    if h.pos != data.len() {
+        return Err(ChunkError::Corrupt("bytes after the salvaged parts"));
+    }
+    Ok((good, bad))
+}
+
+/// A salvage envelope: `good` (a points chunk) and the unreadable `bad` inputs.
+pub fn encode_salvage(good: &[u8], bad: &[&[u8]], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[KIND_SALVAGE, 0]);
+    put_varint(out, good.len() as u64);
+    out.extend_from_slice(good);
+    put_varint(out, bad.len() as u64);
+    for b in bad {
+        put_varint(out, b.len() as u64);
+        out.extend_from_slice(b);
+    }
+    seal_from(out, start);
+}
+
+/// If `bytes` is a readable salvage envelope: its points chunk and unreadable parts.
+pub fn salvaged(bytes: &[u8]) -> Option<(&[u8], Vec<&[u8]>)> {
+    match payload(bytes) {
+        Ok((KIND_SALVAGE, data)) => salvage_parts(data).ok(),
+        _ => None,
+    }
+}
+
+fn encode_body(points: &[(i64, Value)], out: &mut Vec<u8>, deltas: &mut Vec<i64>, start: usize) {
     let n = points.len();
     out.reserve(n * 2 + 32);
-    out.push(KIND_POINTS_V1);
+    out.push(KIND_POINTS);
+    out.push(0);
     put_varint(out, n as u64);
     let Some(&(ts0, _)) = points.first() else { return };
     put_varint(out, zz(ts0));
@@ -943,11 +1078,8 @@ fn encode_with(points: &[(i64, Value)], out: &mut Vec<u8>, deltas: &mut Vec<i64>
 }
 
 fn decode_into(bytes: &[u8], out: &mut Vec<(i64, Value)>) -> Result<(), ChunkError> {
-    let mut h = Header { buf: bytes, pos: 0 };
-    let kind = h.byte()?;
-    if kind != KIND_POINTS_V1 {
-        return Err(ChunkError::UnknownKind(kind));
-    }
+    let bytes = points_payload(bytes)?;
+    let mut h = Header { buf: bytes, pos: HEAD };
     let n = h.varint()?;
     if n > MAX_POINTS_PER_BYTE * bytes.len() as u64 {
         return Err(ChunkError::Corrupt("point count exceeds what the chunk can hold"));
@@ -1293,7 +1425,8 @@ mod tests {
     fn constant_series_is_tiny_but_padded() {
         let pts: Vec<_> = (0..10_000).map(|i| (i * 1000, Value::Long(5))).collect();
         let buf = roundtrip(&pts);
-        assert_eq!(buf.len(), 10_000usize.div_ceil(64));
+        // Padding, then the 4-byte checksum.
+        assert_eq!(buf.len(), 10_000usize.div_ceil(64) + 4);
     }
 
     #[test]
@@ -1349,13 +1482,22 @@ mod tests {
     fn unknown_kind_and_empty_are_errors() {
         let mut buf = Vec::new();
         encode(&[(1, Value::Long(1))], &mut buf);
-        buf[0] = 0x02;
-        assert_eq!(decode(&buf, &mut Vec::new()), Err(ChunkError::UnknownKind(2)));
-        assert_eq!(count(&buf), Err(ChunkError::UnknownKind(2)));
+        let mut other = buf[..buf.len() - 4].to_vec();
+        other[0] = KIND_LEDGER;
+        seal(&mut other);
+        assert_eq!(decode(&other, &mut Vec::new()), Err(ChunkError::UnknownKind(3)));
+        assert_eq!(count(&other), Err(ChunkError::UnknownKind(3)));
         assert_eq!(
-            merge(None, [&buf[..]], &mut Vec::new()),
-            Err(ChunkError::UnknownKind(2))
+            merge(None, [&other[..]], &mut Vec::new()),
+            Err(ChunkError::UnknownKind(3))
         );
+        let mut flagged = buf[..buf.len() - 4].to_vec();
+        flagged[1] = FLAG_EXPIRY;
+        seal(&mut flagged);
+        assert_eq!(decode(&flagged, &mut Vec::new()), Err(ChunkError::UnknownFlags(1)));
+        let mut flipped = buf.clone();
+        flipped[2] ^= 4;
+        assert_eq!(decode(&flipped, &mut Vec::new()), Err(ChunkError::Checksum));
         assert_eq!(decode(&[], &mut Vec::new()), Err(ChunkError::Truncated));
         let mut keep = vec![(0, Value::Long(0))];
         assert!(decode(&buf[..buf.len() - 1], &mut keep).is_err());
@@ -1366,6 +1508,21 @@ mod tests {
         let mut buf = Vec::new();
         encode(points, &mut buf);
         buf
+    }
+
+    #[test]
+    fn a_salvage_envelope_keeps_both_parts() {
+        let good = chunk(&[(1, Value::Long(1)), (2, Value::Double(2.5))]);
+        let mut env = Vec::new();
+        encode_salvage(&good, &[b"junk", b""], &mut env);
+        let (g, bad) = salvaged(&env).unwrap();
+        assert_eq!(g, &good[..]);
+        assert_eq!(bad, [&b"junk"[..], &b""[..]]);
+        let mut pts = Vec::new();
+        decode(&env, &mut pts).unwrap();
+        assert_eq!(pts.len(), 2, "readers get the readable points");
+        assert_eq!(header(&env).unwrap(), (2, 1));
+        assert!(salvaged(&good).is_none());
     }
 
     fn merged(existing: Option<&[(i64, Value)]>, ops: &[&[(i64, Value)]]) -> Vec<(i64, Value)> {
@@ -1466,8 +1623,10 @@ mod tests {
 
         #[test]
         fn prop_garbage_never_panics(mut bytes in prop::collection::vec(any::<u8>(), 0..300), kind in any::<bool>()) {
-            if kind && !bytes.is_empty() {
-                bytes[0] = KIND_POINTS_V1;
+            if kind && bytes.len() >= 2 {
+                bytes[0] = KIND_POINTS;
+                bytes[1] = 0;
+                seal(&mut bytes);
             }
             let mut out = Vec::new();
             if decode(&bytes, &mut out).is_ok() {

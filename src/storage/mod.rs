@@ -2,15 +2,24 @@
 //! the read paths queries use. Every write goes through [`write`], called by the writer
 //! thread ([`crate::writer`]) alone.
 
+pub mod check;
 pub mod chunk;
+pub mod corrupt;
+pub mod faults;
+pub mod handle;
 pub mod keys;
 pub mod staging;
 pub mod view;
 pub mod write;
 
+pub use corrupt::Corruptions;
+pub use faults::Faults;
+pub use handle::StoreHandle;
 pub use view::View;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 use rocksdb::{
     BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, FlushOptions, MergeOperands, Options,
@@ -22,8 +31,10 @@ pub use keys::SeriesId;
 /// A series' tags, sorted by name.
 pub type Tags = Vec<(String, String)>;
 
-/// Bumped whenever a key or value layout changes incompatibly.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped whenever a key or value layout changes incompatibly. Version 2 put a crc32c
+/// on every chunk and staging record and reserved the kinds and flags of the ledger
+/// operand and the expiry column (see [`chunk`]), so those need no further bump.
+pub const SCHEMA_VERSION: u32 = 2;
 
 pub const CF_META: &str = "meta";
 pub const CF_SERIES: &str = "series";
@@ -32,7 +43,11 @@ pub const CF_TAG_INDEX: &str = "tag_index";
 pub const CF_NAMES: &str = "names";
 pub const CF_POINTS: &str = "points";
 pub const CF_STAGING: &str = "staging";
-const ALL_CFS: [&str; 7] = [
+/// Records found unreadable, moved aside (never deleted): key = the column family's
+/// name, a zero byte, the record's key, a zero byte, 8 bytes of nanoseconds since the
+/// epoch when it was moved (so several versions of one key are kept).
+pub const CF_QUARANTINE: &str = "quarantine";
+pub const ALL_CFS: [&str; 8] = [
     CF_META,
     CF_SERIES,
     CF_SERIES_BY_ID,
@@ -40,10 +55,11 @@ const ALL_CFS: [&str; 7] = [
     CF_NAMES,
     CF_POINTS,
     CF_STAGING,
+    CF_QUARANTINE,
 ];
 
-const META_SCHEMA_VERSION: &[u8] = b"schema_version";
-const META_BUCKET_WIDTH: &[u8] = b"bucket_width_ms";
+pub(crate) const META_SCHEMA_VERSION: &[u8] = b"schema_version";
+pub(crate) const META_BUCKET_WIDTH: &[u8] = b"bucket_width_ms";
 pub const META_NEXT_SERIES_ID: &[u8] = b"next_series_id";
 
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +67,8 @@ pub enum StoreError {
     #[error("cannot open store at {path}: {source}")]
     Open { path: PathBuf, source: rocksdb::Error },
     #[error(
-        "store at {path} has schema version {found}, this kairosd reads version {SCHEMA_VERSION}; \
+        "store at {path} has schema version {found}, this kairosd reads version {SCHEMA_VERSION} \
+         (version 2 added checksums to every stored chunk and staging record); \
          use a kairosd that matches the store, or a new data directory"
     )]
     Schema { path: PathBuf, found: String },
@@ -59,6 +76,46 @@ pub enum StoreError {
     Db(#[from] rocksdb::Error),
     #[error("corrupt {what} in column family {cf}")]
     Corrupt { cf: &'static str, what: &'static str },
+    /// The writer is reopening the store (after a storage error); try again shortly.
+    #[error("the store is being reopened after a storage error; try again shortly")]
+    Unavailable,
+    /// A reopen gave up waiting for running queries.
+    #[error("the store is busy with queries; reopening later")]
+    Busy,
+    /// A failure armed through [`Faults`] (tests only).
+    #[error("storage error: {0}")]
+    Injected(String),
+}
+
+impl StoreError {
+    /// The disk (or its quota) is full: answer 507, and retry once space is back.
+    pub fn is_no_space(&self) -> bool {
+        let text = self.to_string();
+        text.contains("No space left on device") || text.contains("Disk quota exceeded")
+    }
+
+    /// A failure of the database or the disk, which can go away (a full disk, an I/O
+    /// error, a reopen in progress), as opposed to bad data, which will not.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(_) | StoreError::Unavailable | StoreError::Busy | StoreError::Injected(_)
+        )
+    }
+}
+
+/// Free bytes for an unprivileged writer on the filesystem holding `dir`.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs only writes the struct it is given; `path` is NUL-terminated.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(path.as_ptr(), &mut st) != 0 {
+            return None;
+        }
+        Some(st.f_bavail as u64 * st.f_frsize as u64)
+    }
 }
 
 /// The open database. Shared (`Arc`) by the writer thread and the query handlers.
@@ -66,11 +123,14 @@ pub struct Store {
     pub(crate) db: DB,
     path: PathBuf,
     bucket_width: i64,
+    pub(crate) faults: Arc<Faults>,
+    /// Unreadable records readers came across, for the writer to move aside.
+    pub corrupt: Corruptions,
 }
 
 fn points_cf_options() -> Options {
     let mut opts = Options::default();
-    opts.set_merge_operator("kairosd.chunk.v1", merge_chunks, merge_chunks);
+    opts.set_merge_operator("kairosd.chunk.v2", merge_chunks, merge_chunks);
     // The default skiplist memtable: a promotion adds one operand per (series, bucket),
     // which it handles well. A hash-skiplist memtable (tried when every commit wrote
     // operands) must sort all its keys at every flush: with it, 1M series cost 25% more
@@ -126,28 +186,96 @@ fn series_cf_options() -> Options {
     opts
 }
 
+/// Merge inputs kept inside salvage envelopes since the start (see [`chunk`]).
+pub static MERGE_SALVAGED: AtomicU64 = AtomicU64::new(0);
+
 /// RocksDB merge operator of the `points` column family: folds chunks by timestamp,
-/// the later operand winning a tie. An operand that cannot be decoded is skipped and
-/// logged rather than failing every read and compaction of its key forever.
+/// the later operand winning a tie. An input that cannot be read is neither dropped
+/// (compaction would make that permanent) nor fatal (every read and compaction of the
+/// key would fail): the readable inputs are merged and the unreadable ones kept
+/// verbatim beside them in a salvage envelope, which readers report and the writer
+/// moves to the `quarantine` column family.
 fn merge_chunks(key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    match chunk::merge(existing, operands.iter(), &mut out) {
-        Ok(()) => Some(out),
-        Err(err) => {
-            tracing::error!(key = ?keys::parse_point_key(key), %err, "undecodable chunk operand; merging the readable ones");
-            let readable = existing
-                .into_iter()
-                .chain(operands.iter())
-                .filter(|op| chunk::count(op).is_ok())
-                .collect::<Vec<_>>();
-            out.clear();
-            let (first, rest) = readable
-                .split_first()
-                .map(|(f, r)| (Some(*f), r))
-                .unwrap_or((None, &[]));
-            chunk::merge(first, rest.iter().copied(), &mut out).ok()?;
-            Some(out)
+    let salvaging = existing
+        .into_iter()
+        .chain(operands.iter())
+        .any(|b| b.first() == Some(&chunk::KIND_SALVAGE));
+    if !salvaging && chunk::merge(existing, operands.iter(), &mut out).is_ok() {
+        return Some(out);
+    }
+    out.clear();
+    salvage_merge(key, existing.into_iter().chain(operands.iter()), &mut out);
+    Some(out)
+}
+
+/// The merge of readable `inputs`, with the unreadable ones (and those already in
+/// salvage envelopes) kept in an envelope beside it.
+fn salvage_merge<'a>(key: &[u8], inputs: impl Iterator<Item = &'a [u8]>, out: &mut Vec<u8>) {
+    let mut good: Vec<&[u8]> = Vec::new();
+    let mut bad: Vec<&[u8]> = Vec::new();
+    for input in inputs {
+        if let Some((readable, parts)) = chunk::salvaged(input) {
+            good.push(readable);
+            bad.extend(parts);
+        } else if chunk::count(input).is_ok() {
+            good.push(input);
+        } else {
+            bad.push(input);
         }
+    }
+    let mut merged = Vec::new();
+    let (first, rest) = good.split_first().map_or((None, &[][..]), |(f, r)| (Some(*f), r));
+    if chunk::merge(first, rest.iter().copied(), &mut merged).is_err() {
+        // Cannot happen (every input was checked), but never lose one if it does.
+        merged.clear();
+        chunk::encode(&[], &mut merged);
+        bad.extend(good.iter().copied());
+    }
+    if bad.is_empty() {
+        *out = merged;
+        return;
+    }
+    MERGE_SALVAGED.fetch_add(1, Relaxed);
+    tracing::error!(
+        key = ?keys::parse_point_key(key),
+        unreadable = bad.len(),
+        "unreadable chunk in a merge; kept aside in a salvage envelope with the readable points"
+    );
+    chunk::encode_salvage(&merged, &bad, out);
+}
+
+/// The options of the database as a whole.
+pub(crate) fn db_options() -> Options {
+    // Preallocated WAL space shows as used disk while holding nothing.
+    let mut db_opts = Options::default()
+        .get_options_from_string("allow_fallocate=false")
+        .unwrap_or_default();
+    db_opts.create_if_missing(true);
+    db_opts.create_missing_column_families(true);
+    db_opts.set_max_background_jobs(2);
+    db_opts.increase_parallelism(2);
+    db_opts.set_bytes_per_sync(1 << 20);
+    db_opts.set_keep_log_file_num(4);
+    // The small column families hold on to old WAL files until they flush; past this
+    // size RocksDB flushes them so the WAL cannot grow without bound.
+    db_opts.set_max_total_wal_size(256 << 20);
+    // A corrupt block found by a compaction must cost the data in it, not every
+    // later write: with paranoid checks RocksDB makes such an error permanent (every
+    // write then fails with "Corruption: block checksum mismatch"); without, the
+    // compaction fails, writes go on, reads of the block report it, and
+    // `kairosd check` names the keys. Checksums are still verified on every read.
+    db_opts.set_paranoid_checks(false);
+    db_opts
+}
+
+/// The options of column family `name` (the merge operator for `points`).
+pub(crate) fn cf_options(name: &str) -> Options {
+    match name {
+        CF_POINTS => points_cf_options(),
+        CF_STAGING => staging_cf_options(),
+        CF_SERIES => series_cf_options(),
+        _ => index_cf_options(),
     }
 }
 
@@ -155,28 +283,16 @@ impl Store {
     /// Opens (or creates) the store in `dir`. `bucket_width` applies only to a new
     /// store; an existing one keeps the width it was created with.
     pub fn open(dir: &Path, bucket_width: i64) -> Result<Store, StoreError> {
-        // Preallocated WAL space shows as used disk while holding nothing.
-        let mut db_opts = Options::default()
-            .get_options_from_string("allow_fallocate=false")
-            .unwrap_or_default();
-        db_opts.create_if_missing(true);
-        db_opts.create_missing_column_families(true);
-        db_opts.set_max_background_jobs(2);
-        db_opts.increase_parallelism(2);
-        db_opts.set_bytes_per_sync(1 << 20);
-        db_opts.set_keep_log_file_num(4);
-        // The small column families hold on to old WAL files until they flush; past this
-        // size RocksDB flushes them so the WAL cannot grow without bound.
-        db_opts.set_max_total_wal_size(256 << 20);
-        let cfs = ALL_CFS.iter().map(|&name| {
-            let opts = match name {
-                CF_POINTS => points_cf_options(),
-                CF_STAGING => staging_cf_options(),
-                CF_SERIES => series_cf_options(),
-                _ => index_cf_options(),
-            };
-            ColumnFamilyDescriptor::new(name, opts)
-        });
+        Store::open_with(dir, bucket_width, Arc::new(Faults::default()))
+    }
+
+    /// [`Store::open`] with fault injection (see [`StoreHandle`]).
+    pub fn open_with(dir: &Path, bucket_width: i64, faults: Arc<Faults>) -> Result<Store, StoreError> {
+        faults.stuck.store(false, std::sync::atomic::Ordering::Relaxed);
+        let db_opts = db_options();
+        let cfs = ALL_CFS
+            .iter()
+            .map(|&name| ColumnFamilyDescriptor::new(name, cf_options(name)));
         let db = DB::open_cf_descriptors(&db_opts, dir, cfs).map_err(|source| StoreError::Open {
             path: dir.to_path_buf(),
             source,
@@ -185,6 +301,8 @@ impl Store {
             db,
             path: dir.to_path_buf(),
             bucket_width,
+            faults,
+            corrupt: Corruptions::default(),
         };
         store.check_schema(bucket_width)?;
         Ok(store)
@@ -306,6 +424,11 @@ impl Store {
         for name in ALL_CFS {
             self.db.compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
         }
+    }
+
+    /// An integer RocksDB property of the whole database, e.g. `rocksdb.background-errors`.
+    pub fn db_property_int(&self, name: &str) -> Option<u64> {
+        self.db.property_int_value(name).ok().flatten()
     }
 
     /// An integer RocksDB property of `cf`, e.g. `rocksdb.estimate-num-keys`.

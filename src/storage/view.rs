@@ -7,8 +7,21 @@ use rocksdb::{DBRawIteratorWithThreadMode, ReadOptions, Snapshot, DB};
 
 use super::keys::{self, SeriesId};
 use super::{
-    chunk, staging, Store, StoreError, Tags, CF_NAMES, CF_POINTS, CF_SERIES, CF_SERIES_BY_ID, CF_STAGING, CF_TAG_INDEX,
+    chunk, staging, Corruptions, Store, StoreError, Tags, CF_NAMES, CF_POINTS, CF_SERIES, CF_SERIES_BY_ID, CF_STAGING,
+    CF_TAG_INDEX,
 };
+
+/// Reports a chunk that could not be decoded (the reader then treats it as empty), or
+/// a salvage envelope (decoded, but with unreadable operands to move aside).
+fn check_chunk(corrupt: &Corruptions, key: &[u8], value: &[u8], decoded: Result<(), chunk::ChunkError>) {
+    match decoded {
+        Err(e) => corrupt.report(CF_POINTS, key, e),
+        Ok(()) if value.first() == Some(&chunk::KIND_SALVAGE) => {
+            corrupt.report(CF_POINTS, key, "salvage envelope: the chunk has unreadable operands")
+        }
+        Ok(()) => {}
+    }
+}
 
 pub struct View<'a> {
     store: &'a Store,
@@ -166,29 +179,37 @@ impl<'a> View<'a> {
         opts.set_prefix_same_as_start(true);
         PointReader {
             it: self.store.db.raw_iterator_cf_opt(self.store.cf(CF_POINTS), opts),
+            corrupt: &self.store.corrupt,
             width: self.store.bucket_width,
             scratch: Vec::new(),
             decoded: 0,
         }
     }
 
-    /// The staged (not yet promoted) points of `series` with `start <= ts <= end`.
+    /// The staged (not yet promoted) points of `series` with `start <= ts <= end`. A
+    /// record that fails its checksum is reported (see [`super::corrupt`]) and skipped:
+    /// the writer still holds its points and promotes them.
     pub fn staged_points(&self, series: &HashSet<SeriesId>, start: i64, end: i64) -> Result<StagedPoints, StoreError> {
         let mut out = StagedPoints::new();
         let mut seq = 0u64;
-        let mut result = Ok(());
-        self.scan_prefix(CF_STAGING, &[], |_, record| {
-            result = staging::decode(record, |id, ts, value| {
-                seq += 1;
+        let mut record_points = Vec::new();
+        self.scan_prefix(CF_STAGING, &[], |key, record| {
+            record_points.clear();
+            let decoded = staging::decode(record, |id, ts, value| {
                 if ts >= start && ts <= end && series.contains(&id) {
-                    out.entry(id).or_default().push((ts, seq, value));
+                    record_points.push((id, ts, value));
                 }
             });
-            result.is_ok()
-        })?;
-        result.map_err(|_| StoreError::Corrupt {
-            cf: CF_STAGING,
-            what: "staging record",
+            match decoded {
+                Ok(()) => {
+                    for &(id, ts, value) in &record_points {
+                        seq += 1;
+                        out.entry(id).or_default().push((ts, seq, value));
+                    }
+                }
+                Err(e) => self.store.corrupt.report(CF_STAGING, key, e),
+            }
+            true
         })?;
         Ok(out)
     }
@@ -197,6 +218,8 @@ impl<'a> View<'a> {
 /// Reads series' points through one iterator (see [`View::points`]).
 pub struct PointReader<'v> {
     it: DBRawIteratorWithThreadMode<'v, DB>,
+    /// Where an unreadable chunk is reported; the reader skips it and goes on.
+    corrupt: &'v Corruptions,
     width: i64,
     scratch: Vec<(i64, Value)>,
     decoded: u64,
@@ -255,10 +278,17 @@ impl PointReader<'_> {
         if series != id || bucket < from || bucket > last {
             return Ok(None);
         }
-        let (n, first) = chunk::header(v).map_err(|_| StoreError::Corrupt {
-            cf: CF_POINTS,
-            what: "chunk",
-        })?;
+        let (n, first) = match chunk::header(v) {
+            Ok(h) => h,
+            Err(e) => {
+                self.corrupt.report(CF_POINTS, k, e);
+                (0, 0)
+            }
+        };
+        if v.first() == Some(&chunk::KIND_SALVAGE) {
+            self.corrupt
+                .report(CF_POINTS, k, "salvage envelope: the chunk has unreadable operands");
+        }
         self.decoded += n as u64;
         Ok(Some((bucket, n, first)))
     }
@@ -270,10 +300,12 @@ impl PointReader<'_> {
             return Ok(());
         };
         // The header already counted these points as scanned.
-        chunk::decode(v, out).map_err(|_| StoreError::Corrupt {
-            cf: CF_POINTS,
-            what: "chunk",
-        })
+        if let Err(e) = chunk::decode(v, out) {
+            if let Some(k) = self.it.key() {
+                self.corrupt.report(CF_POINTS, k, e);
+            }
+        }
+        Ok(())
     }
 
     /// The bucket of the first chunk of series `id` in `from..=last`, without decoding it.
@@ -330,10 +362,7 @@ impl PointReader<'_> {
             return Ok(None);
         }
         let before = out.len();
-        chunk::decode(v, out).map_err(|_| StoreError::Corrupt {
-            cf: CF_POINTS,
-            what: "chunk",
-        })?;
+        check_chunk(self.corrupt, k, v, chunk::decode(v, out));
         self.decoded += (out.len() - before) as u64;
         Ok(Some(bucket))
     }
@@ -361,10 +390,7 @@ impl PointReader<'_> {
                 break;
             }
             self.scratch.clear();
-            chunk::decode(v, &mut self.scratch).map_err(|_| StoreError::Corrupt {
-                cf: CF_POINTS,
-                what: "chunk",
-            })?;
+            check_chunk(self.corrupt, k, v, chunk::decode(v, &mut self.scratch));
             self.decoded += self.scratch.len() as u64;
             out.extend(self.scratch.iter().filter(|(ts, _)| *ts >= start && *ts <= end));
             // Stepping past the last bucket would make RocksDB resolve a key we do not want.

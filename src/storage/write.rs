@@ -3,10 +3,12 @@
 //! either all of it or none of it.
 //!
 //! The writer thread is the only caller (it owns series-id allocation and the order of
-//! writes); a later fault-injection layer can stand in for these few methods.
+//! writes). Commits and promotions pass through [`super::Faults`], so tests can make
+//! them fail as a full or broken disk would.
 
 use rocksdb::WriteBatch;
 
+use super::faults::Site;
 use super::keys::{self, SeriesId};
 use super::{
     chunk, Store, StoreError, Tags, CF_META, CF_NAMES, CF_POINTS, CF_SERIES, CF_SERIES_BY_ID, CF_STAGING, CF_TAG_INDEX,
@@ -206,6 +208,7 @@ impl Commit<'_> {
                 .put_cf(s.cf(CF_META), META_NEXT_SERIES_ID, next.to_be_bytes());
         }
         self.batch.put_cf(s.cf(CF_STAGING), seq.to_be_bytes(), record);
+        s.faults.check(Site::Commit)?;
         s.write(self.batch, sync)
     }
 }
@@ -222,6 +225,7 @@ impl Promotion<'_> {
         let s = self.store;
         self.batch
             .delete_range_cf(s.cf(CF_STAGING), 0u64.to_be_bytes(), staged_below.to_be_bytes());
+        s.faults.check(Site::Promotion)?;
         s.write(self.batch, sync)
     }
 }

@@ -33,7 +33,13 @@ impl Daemon {
 
     /// Starts kairosd on `dir` (which may hold an earlier run's store).
     pub fn start_in(dir: &Path, extra: &[(&str, &str)]) -> Daemon {
+        Daemon::start_with_env(dir, extra, &[])
+    }
+
+    /// [`Daemon::start_in`] with environment variables for the daemon (e.g. `KAIROSD_FAULTS`).
+    pub fn start_with_env(dir: &Path, extra: &[(&str, &str)], env: &[(&str, &str)]) -> Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kairosd"));
+        cmd.envs(env.iter().copied());
         cmd.arg("serve");
         let mut set = vec![
             ("kairosd.data_dir", dir.to_str().unwrap()),

@@ -317,7 +317,7 @@ impl<'de> State<'de> {
 /// The `tags` checks (KairosDB's order and texts), collecting the decoded pairs sorted
 /// by name for the series key.
 fn check_tags<'de>(
-    errors: &mut Vec<String>,
+    errors: &mut super::Errors,
     tags: &[(Cow<'de, str>, &'de str)],
     pairs: &mut Vec<(Cow<'de, str>, Cow<'de, str>)>,
     shape: Shape,
@@ -399,7 +399,7 @@ impl fmt::Display for TagLabel<'_> {
 }
 
 /// KairosDB's `isNotNullOrEmpty` for a JSON value.
-fn empty_check(errors: &mut Vec<String>, ctx: &Ctx, field: impl fmt::Display, v: &Json) {
+fn empty_check(errors: &mut super::Errors, ctx: &Ctx, field: impl fmt::Display, v: &Json) {
     match v {
         Json::Null => errors.push(format!("{ctx}.{field} may not be empty.")),
         Json::Str(s) if s.is_empty() => errors.push(format!("{ctx}.{field} may not be empty.")),
@@ -464,7 +464,7 @@ fn entry_point<'a, 'de>(
     };
     let value = classify(value_raw);
     if kind.as_deref() != Some("string") {
-        let mut problems = Vec::new();
+        let mut problems = super::Errors::default();
         empty_check(&mut problems, ctx, format_args!("datapoints[{i}].value"), &value);
         if let Some(e) = problems.pop() {
             return Err(e);

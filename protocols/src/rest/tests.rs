@@ -525,3 +525,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_error_list_is_capped_and_says_how_many_more() {
+    let bad: Vec<String> = (0..5000)
+        .map(|i| format!(r#"{{"name":"","timestamp":{i},"value":1}}"#))
+        .collect();
+    let mut body = format!("[{}", bad.join(","));
+    body.push_str(r#",{"name":"ok","tags":{"h":"a"},"timestamp":1,"value":2}]"#);
+    let d = decode(body.as_bytes());
+    assert_eq!(d.errors.len(), MAX_ERRORS + 1);
+    assert_eq!(d.errors[0], "metric[0].name may not be empty.");
+    assert!(
+        d.errors[MAX_ERRORS].starts_with("... and ") && d.errors[MAX_ERRORS].contains("more errors"),
+        "{}",
+        d.errors[MAX_ERRORS]
+    );
+    assert_eq!(d.batch.len(), 1, "the valid object is still kept");
+}
