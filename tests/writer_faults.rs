@@ -199,11 +199,9 @@ fn a_failed_promotion_backs_off_instead_of_spinning() {
         r.metrics.health.write_failing().is_none() && {
             let store = r.store.get().unwrap();
             let view = store.view();
-            let empty = view
-                .staged_points(&[1].into_iter().collect(), i64::MIN, i64::MAX)
+            view.staged_points(&[1].into_iter().collect(), i64::MIN, i64::MAX)
                 .unwrap()
-                .is_empty();
-            empty
+                .is_empty()
         }
     });
     r.stop();
