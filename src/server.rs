@@ -119,6 +119,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             query_queue_timeout: config.query_queue_timeout,
             query_threads: config.query_threads,
             server_type: config.server_type,
+            series_cache: config.series_cache,
         });
         let limits = HttpLimits {
             max_connections: config.http_max_connections,

@@ -514,3 +514,65 @@ print(post([{"name": "py.ok", "tags": {"h": "a"}, "datapoints": [[1, 1]]},
     assert_eq!(d.values("py.ok", json!({})), vec![json!([1, 1])]);
     assert!(d.values("py.bad", json!({})).is_empty());
 }
+
+/// One response off a keep-alive connection: the head, then Content-Length bytes.
+fn read_one_response(s: &mut TcpStream) -> common::HttpResponse {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "connection closed mid-head");
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    raw.extend_from_slice(&body);
+    common::parse_response(&raw)
+}
+
+#[test]
+fn one_connection_posting_its_series_again_stores_exactly_what_it_sent() {
+    // The connection's REST series cache must never stand in for validation or for the
+    // series a body names: a repeat, a new series, a bad tag and reordered tags, all
+    // on one keep-alive connection.
+    let d = Daemon::start(&[]);
+    let mut s = TcpStream::connect(d.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let bodies = [
+        (r#"[{"name":"kc","tags":{"h":"a","dc":"x"},"datapoints":[[1000,1]]}]"#, 204),
+        (
+            r#"[{"name":"kc","tags":{"h":"a","dc":"x"},"datapoints":[[2000,2]]},{"name":"kc","tags":{"h":"b","dc":"x"},"datapoints":[[2000,20]]}]"#,
+            204,
+        ),
+        (r#"[{"name":"kc","tags":{"h":"a","dc":""},"datapoints":[[3000,3]]}]"#, 400),
+        (r#"[{"name":"kc","tags":{"dc":"x","h":"a"},"datapoints":[[4000,4.5]]}]"#, 204),
+        (r#"[{"name":"kc","tags":{"h":"a","dc":"x"},"datapoints":[[5000,5]]}]"#, 204),
+    ];
+    for (body, status) in bodies {
+        let req = format!(
+            "POST /api/v1/datapoints HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let r = read_one_response(&mut s);
+        assert_eq!(r.status, status, "{body}: {}", r.text());
+        if status == 400 {
+            assert!(r.errors()[0].contains("value may not be empty"), "{:?}", r.errors());
+        }
+    }
+    let res = d.query(json!({
+        "start_absolute": 1, "end_absolute": 10_000,
+        "metrics": [{"name": "kc", "group_by": [{"name": "tag", "tags": ["h"]}]}]
+    }));
+    let results = res["queries"][0]["results"].as_array().unwrap();
+    let by_host: std::collections::BTreeMap<String, Vec<(i64, f64)>> = results
+        .iter()
+        .map(|r| (r["tags"]["h"][0].as_str().unwrap().to_owned(), common::pairs(r["values"].as_array().unwrap())))
+        .collect();
+    assert_eq!(by_host["a"], vec![(1000, 1.0), (2000, 2.0), (4000, 4.5), (5000, 5.0)]);
+    assert_eq!(by_host["b"], vec![(2000, 20.0)]);
+}

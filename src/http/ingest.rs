@@ -1,19 +1,18 @@
 //! `POST /api/v1/datapoints` (spec 2): decode, hand the valid metrics to the writer,
 //! answer once they are in the write-ahead log.
 
-use std::net::SocketAddr;
-
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
-use kairos_protocols::rest;
 
 use super::body::{self, BodyError};
+use super::connection::Connection;
 use super::response::{self, Resp};
 use super::HttpContext;
 use crate::ingest::IngestError;
 use crate::metrics::Protocol;
 
-pub async fn datapoints(req: Request<Incoming>, peer: SocketAddr, ctx: &HttpContext) -> Resp {
+pub async fn datapoints(req: Request<Incoming>, conn: &Connection, ctx: &HttpContext) -> Resp {
+    let peer = conn.peer;
     let (parts, body) = req.into_parts();
     let body = match body::read(&parts.headers, body, ctx.max_body_bytes, &ctx.body_budget).await {
         Ok(b) => b,
@@ -34,7 +33,7 @@ pub async fn datapoints(req: Request<Incoming>, peer: SocketAddr, ctx: &HttpCont
         return refused;
     }
     let mut batch = ctx.ingest.batch();
-    let problems = tokio::task::block_in_place(|| rest::decode_into(&body, &mut batch));
+    let problems = tokio::task::block_in_place(|| conn.decode_rest(&body, &mut batch));
     drop(body);
     let points = batch.len();
     if !problems.is_empty() {

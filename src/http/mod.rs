@@ -4,6 +4,7 @@
 //! builds KairosDB's headers, errors and gzip.
 
 pub mod body;
+pub mod connection;
 pub mod delete;
 pub mod health;
 pub mod idle;
@@ -50,9 +51,11 @@ pub async fn serve(listener: TcpListener, ctx: Arc<HttpContext>, limits: HttpLim
             let ctx = Arc::clone(&ctx);
             let shutdown = token.clone();
             async move {
+                let conn = Arc::new(connection::Connection::new(peer, ctx.series_cache));
                 let service = service_fn(move |req| {
                     let ctx = Arc::clone(&ctx);
-                    async move { Ok::<_, std::convert::Infallible>(routes::handle(req, peer, &ctx).await) }
+                    let conn = Arc::clone(&conn);
+                    async move { Ok::<_, std::convert::Infallible>(routes::handle(req, &conn, &ctx).await) }
                 });
                 let io = TokioIo::new(idle::IdleTimeout::new(stream, idle_timeout));
                 let conn = http1::Builder::new()

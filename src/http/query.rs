@@ -204,6 +204,7 @@ mod tests {
                 query: true,
                 delete: true,
             },
+            series_cache: Default::default(),
         };
         let running = turn(&ctx).await.expect("the only turn is free");
         let r = turn(&ctx).await.expect_err("no second turn");

@@ -2,7 +2,6 @@
 //! path answers (OPTIONS is CORS preflight everywhere), and the endpoint groups
 //! `kairosdb.server.type` can switch off.
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +12,9 @@ use tokio::sync::Semaphore;
 
 use super::response::{self, Resp};
 use super::{delete, health, ingest, metadata, query};
+use kairos_protocols::series_cache::CacheLimits;
+
+use super::connection::Connection;
 use crate::config::ServerType;
 use crate::ingest::IngestHandle;
 use crate::metrics::Metrics;
@@ -38,6 +40,8 @@ pub struct HttpContext {
     pub query_queue_timeout: Duration,
     pub query_threads: usize,
     pub server_type: ServerType,
+    /// Bounds of each connection's REST series cache (`kairosd.ingest.series_cache_*`).
+    pub series_cache: CacheLimits,
 }
 
 impl HttpContext {
@@ -105,7 +109,7 @@ fn enabled(t: ServerType, g: Group) -> Option<&'static str> {
     }
 }
 
-pub async fn handle(req: Request<Incoming>, peer: SocketAddr, ctx: &HttpContext) -> Resp {
+pub async fn handle(req: Request<Incoming>, conn: &Connection, ctx: &HttpContext) -> Resp {
     ctx.metrics.http_requests.fetch_add(1, Relaxed);
     let path = req.uri().path().trim_end_matches('/').to_string();
     let Some((route, methods, group)) = route(&path) else {
@@ -140,7 +144,7 @@ pub async fn handle(req: Request<Incoming>, peer: SocketAddr, ctx: &HttpContext)
     }
     let gzip = response::accepts_gzip(&req);
     let resp = match route {
-        Route::Datapoints => ingest::datapoints(req, peer, ctx).await,
+        Route::Datapoints => ingest::datapoints(req, conn, ctx).await,
         Route::Query => query::datapoints(req, ctx).await,
         Route::QueryTags => query::tags(req, ctx).await,
         Route::Delete => delete::datapoints(req, ctx).await,
