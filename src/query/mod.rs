@@ -87,6 +87,15 @@ pub fn run(store: &Store, query: &Query, limits: &Limits) -> Result<Answer, Quer
         .map(|m| plan::plan_metric(&view, m))
         .collect::<Result<Vec<_>, _>>()?;
     let ids: HashSet<_> = plans.iter().flat_map(|p| p.series_ids()).collect();
+    view.apply_retention(query.metrics.iter().zip(&plans).map(|(m, _)| m.name.as_str()), |name| {
+        query
+            .metrics
+            .iter()
+            .zip(&plans)
+            .filter(|(m, _)| m.name == name)
+            .flat_map(|(_, p)| p.series_ids())
+            .collect::<Vec<_>>()
+    });
     let staged = Staged::load(&view, &ids, query.start, query.end)?;
     let mut reader = view.points();
     let mut ctx = ExecCtx {
@@ -146,6 +155,15 @@ pub fn tags(store: &Store, query: &Query) -> Result<Answer, QueryError> {
         .map(|m| plan::select_series(&view, &m.name, &m.tags))
         .collect::<Result<Vec<_>, _>>()?;
     let ids: HashSet<_> = selected.iter().flatten().map(|(id, _)| *id).collect();
+    view.apply_retention(query.metrics.iter().map(|m| m.name.as_str()), |name| {
+        query
+            .metrics
+            .iter()
+            .zip(&selected)
+            .filter(|(m, _)| m.name == name)
+            .flat_map(|(_, s)| s.iter().map(|(id, _)| *id))
+            .collect::<Vec<_>>()
+    });
     let staged = Staged::load(&view, &ids, query.start, query.end)?;
     let mut reader = view.points();
     let width = reader.bucket_width();

@@ -57,9 +57,10 @@ pub fn check(dir: &Path, progress: bool) -> Result<Report, StoreError> {
         path: dir.to_path_buf(),
         source,
     })?;
+    let retention = std::sync::Arc::new(super::retention::Retention::default());
     let cfs = names
         .iter()
-        .map(|name| ColumnFamilyDescriptor::new(name, cf_options(name)));
+        .map(|name| ColumnFamilyDescriptor::new(name, cf_options(name, &retention)));
     let db = DB::open_cf_descriptors_read_only(&opts, dir, cfs, false).map_err(|source| StoreError::Open {
         path: dir.to_path_buf(),
         source,
