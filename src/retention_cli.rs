@@ -42,8 +42,17 @@ fn split_url(url: &str) -> Result<(String, String), String> {
     if host.is_empty() {
         return Err(format!("--url {url:?}: no host"));
     }
-    let host = if host.contains(':') { host.to_string() } else { format!("{host}:80") };
-    Ok((host, format!("/{}", path.trim_end_matches('/')).trim_end_matches('/').to_string()))
+    let host = if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:80")
+    };
+    Ok((
+        host,
+        format!("/{}", path.trim_end_matches('/'))
+            .trim_end_matches('/')
+            .to_string(),
+    ))
 }
 
 fn percent_encode(s: &str) -> String {
@@ -141,7 +150,10 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(split_url("http://localhost:8080").unwrap(), ("localhost:8080".into(), "".into()));
+        assert_eq!(
+            split_url("http://localhost:8080").unwrap(),
+            ("localhost:8080".into(), "".into())
+        );
         assert_eq!(split_url("http://h/").unwrap(), ("h:80".into(), "".into()));
         assert_eq!(split_url("http://h:1/base/").unwrap(), ("h:1".into(), "/base".into()));
         assert!(split_url("https://h").is_err());

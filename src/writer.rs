@@ -39,9 +39,9 @@ use crate::ingest::{
 };
 use crate::maintenance::Activity;
 use crate::metrics::Metrics;
+use crate::storage::expiry::{self, TtlPolicy};
 use crate::storage::keys::{self, NameKind, SeriesId};
 use crate::storage::write::Commit;
-use crate::storage::expiry::{self, TtlPolicy};
 use crate::storage::{chunk, free_bytes, staging, Store, StoreError, StoreHandle, CF_SERIES, CF_STAGING};
 
 #[derive(Debug, Clone)]
@@ -603,7 +603,10 @@ impl Writer {
         let result = self.stage(batches, &mut commit).and_then(|()| {
             self.record.clear();
             let new = &self.staged[staged_before..];
-            staging::encode_expiring(new.iter().map(|e| (e.series, e.ts, e.value, e.expiry)), &mut self.record);
+            staging::encode_expiring(
+                new.iter().map(|e| (e.series, e.ts, e.value, e.expiry)),
+                &mut self.record,
+            );
             let next = (!self.created.is_empty()).then_some(self.next_id);
             commit.finish(next, self.staging_seq, &self.record, self.config.sync)
         });

@@ -103,7 +103,8 @@ pub async fn handle(req: Request<Incoming>, parts: Vec<String>, ctx: &HttpContex
                 Ok(b) => b,
                 Err(r) => return r,
             };
-            match tokio::task::spawn_blocking(move || store.metadata_put(&parts[0], &parts[1], &parts[2], &body)).await {
+            match tokio::task::spawn_blocking(move || store.metadata_put(&parts[0], &parts[1], &parts[2], &body)).await
+            {
                 Ok(Ok(())) => response::empty(StatusCode::NO_CONTENT),
                 Ok(Err(e)) => error(e),
                 Err(e) => response::errors(StatusCode::INTERNAL_SERVER_ERROR, &[e.to_string()]),
@@ -127,7 +128,9 @@ pub async fn handle(req: Request<Incoming>, parts: Vec<String>, ctx: &HttpContex
         }
         (m, _) => response::errors(
             StatusCode::METHOD_NOT_ALLOWED,
-            &[format!("{m} is not allowed on the metadata API; use GET, POST or DELETE")],
+            &[format!(
+                "{m} is not allowed on the metadata API; use GET, POST or DELETE"
+            )],
         ),
     }
 }

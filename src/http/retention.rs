@@ -34,7 +34,8 @@ pub async fn handle(req: Request<Incoming>, ctx: &HttpContext) -> Resp {
                     &["DELETE /api/v1/retention needs ?prefix=<metric name prefix>".into()],
                 );
             };
-            match tokio::task::spawn_blocking(move || store.remove_retention(&prefix).map(|found| (found, prefix))).await
+            match tokio::task::spawn_blocking(move || store.remove_retention(&prefix).map(|found| (found, prefix)))
+                .await
             {
                 Ok(Ok((true, prefix))) => {
                     tracing::info!(%prefix, "retention policy removed");
@@ -99,7 +100,9 @@ fn parse_policy(body: &[u8]) -> Result<(String, i64), String> {
         None => return Err("\"retention\" is required (e.g. \"7d\", \"12h\", \"30m\", or \"0\" for forever)".into()),
     };
     if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "prefix" | "retention")) {
-        return Err(format!("unknown field {k:?} in a retention policy (expected \"prefix\" and \"retention\")"));
+        return Err(format!(
+            "unknown field {k:?} in a retention policy (expected \"prefix\" and \"retention\")"
+        ));
     }
     Ok((prefix, ms))
 }
@@ -110,14 +113,19 @@ mod tests {
 
     #[test]
     fn policies_parse_with_clear_errors() {
-        assert_eq!(parse_policy(br#"{"prefix":"sys.","retention":"7d"}"#), Ok(("sys.".into(), 604_800_000)));
+        assert_eq!(
+            parse_policy(br#"{"prefix":"sys.","retention":"7d"}"#),
+            Ok(("sys.".into(), 604_800_000))
+        );
         assert_eq!(parse_policy(br#"{"prefix":"","retention":0}"#), Ok(("".into(), 0)));
         let e = parse_policy(br#"{"prefix":"sys.","retention":"7 days"}"#).unwrap_err();
         assert!(e.contains("7 days") && e.contains("7d"), "{e}");
         assert!(parse_policy(br#"{"retention":"7d"}"#).unwrap_err().contains("prefix"));
         assert!(parse_policy(br#"{"prefix":"a"}"#).unwrap_err().contains("retention"));
         assert!(parse_policy(br#"{"prefix":"a","retention":7}"#).is_err());
-        assert!(parse_policy(br#"{"prefix":"a","retention":"7d","x":1}"#).unwrap_err().contains("\"x\""));
+        assert!(parse_policy(br#"{"prefix":"a","retention":"7d","x":1}"#)
+            .unwrap_err()
+            .contains("\"x\""));
         assert!(parse_policy(b"nope").is_err());
     }
 }

@@ -217,16 +217,28 @@ mod tests {
             ..TtlPolicy::default()
         };
         assert_eq!(default.expiry(0, now, now), Some(now + 10_000));
-        assert_eq!(default.expiry(60, now, now), Some(now + 60_000), "the client's ttl wins");
+        assert_eq!(
+            default.expiry(60, now, now),
+            Some(now + 60_000),
+            "the client's ttl wins"
+        );
         let forced = TtlPolicy {
             force_default: true,
             ..default
         };
         assert_eq!(forced.expiry(60, now, now), Some(now + 10_000));
         let aligned = TtlPolicy { align: true, ..default };
-        assert_eq!(aligned.expiry(0, now - 4_500, now), Some(now + 6_000), "age 4 s (truncated)");
+        assert_eq!(
+            aligned.expiry(0, now - 4_500, now),
+            Some(now + 6_000),
+            "age 4 s (truncated)"
+        );
         assert_eq!(aligned.expiry(0, now - 10_000, now), None, "dead on arrival");
-        assert_eq!(aligned.expiry(0, now + 5_000, now), Some(now + 15_000), "a future point lives longer");
+        assert_eq!(
+            aligned.expiry(0, now + 5_000, now),
+            Some(now + 15_000),
+            "a future point lives longer"
+        );
         assert_eq!(aligned.expiry(0, i64::MIN / 2, now), None);
         assert!(expired(now, now) && !expired(now + 1, now) && !expired(0, now));
     }
@@ -332,7 +344,11 @@ mod tests {
             chunk::merge_expiring(&[&forever, &ttl], Some(200), &mut merged).unwrap();
             got.clear();
             chunk::decode(&merged, &mut got).unwrap();
-            assert_eq!(got, [p[0], p[2]], "the full merge drops it; the forever version stays hidden");
+            assert_eq!(
+                got,
+                [p[0], p[2]],
+                "the full merge drops it; the forever version stays hidden"
+            );
             // And back: rewritten without a ttl, the point lives again.
             let mut again = Vec::new();
             merged.clear();

@@ -64,7 +64,13 @@ pub fn format_duration(ms: i64) -> String {
     if ms == 0 {
         return "0".into();
     }
-    for (unit, size) in [("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+    for (unit, size) in [
+        ("w", 604_800_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
         if ms % size == 0 {
             return format!("{}{unit}", ms / size);
         }
@@ -176,8 +182,12 @@ impl Store {
     pub fn set_retention(&self, prefix: &str, ms: i64) -> Result<(), StoreError> {
         let mut opts = rocksdb::WriteOptions::default();
         opts.set_sync(true);
-        self.db
-            .put_cf_opt(self.cf(CF_RETENTION), prefix.as_bytes(), (ms as u64).to_be_bytes(), &opts)?;
+        self.db.put_cf_opt(
+            self.cf(CF_RETENTION),
+            prefix.as_bytes(),
+            (ms as u64).to_be_bytes(),
+            &opts,
+        )?;
         self.retention.load(self)
     }
 

@@ -139,7 +139,11 @@ impl<'a> View<'a> {
         let mut out = Vec::with_capacity(names.len());
         let mut unsure: Vec<(String, Vec<SeriesId>, i64)> = Vec::new();
         for name in names {
-            let cutoff = self.store.retention().cutoff_for_metric(&name, self.now).unwrap_or(i64::MIN);
+            let cutoff = self
+                .store
+                .retention()
+                .cutoff_for_metric(&name, self.now)
+                .unwrap_or(i64::MIN);
             let ids: Vec<SeriesId> = self.series_of_metric(&name)?.into_iter().map(|(id, _)| id).collect();
             let mut live = false;
             for &id in &ids {
