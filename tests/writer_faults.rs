@@ -79,7 +79,7 @@ impl Rig {
         let staged = view
             .staged_points(&[id].into_iter().collect(), i64::MIN, i64::MAX)
             .unwrap();
-        out.extend(staged.values().flatten().map(|&(ts, _, v)| (ts, v)));
+        out.extend(staged.values().flatten().map(|&(ts, _, v, _)| (ts, v)));
         out.sort_by_key(|p| p.0);
         out
     }
@@ -203,6 +203,7 @@ fn a_failed_promotion_backs_off_instead_of_spinning() {
                 .staged_points(&[1].into_iter().collect(), i64::MIN, i64::MAX)
                 .unwrap()
                 .is_empty();
+            drop(view);
             empty
         }
     });

@@ -332,7 +332,7 @@ pub fn encode_expiring(points: &[(i64, Value)], expiry: &[i64], out: &mut Vec<u8
 
 /// Sorts `all` by time (stable: the later of equal timestamps wins), drops the points
 /// expired at `now` (if given) and encodes the rest.
-fn encode_triples(all: &mut Vec<(i64, Value, i64)>, now: Option<i64>, out: &mut Vec<u8>) {
+fn encode_triples(all: &mut [(i64, Value, i64)], now: Option<i64>, out: &mut Vec<u8>) {
     all.sort_by_key(|p| p.0);
     let mut pts: Vec<(i64, Value)> = Vec::with_capacity(all.len());
     let mut exp: Vec<i64> = Vec::with_capacity(all.len());
