@@ -94,7 +94,7 @@ fn points_with_a_ttl_leave_queries_metricnames_and_the_disk_and_stay_gone_after_
     }
     t.flush().unwrap();
     let visible = d.wait_for_points("short.telnet", 5);
-    if written.elapsed() < Duration::from_millis(1500) {
+    if written.elapsed() < Duration::from_millis(800) {
         assert_eq!(count(&d, "short"), 20_000, "visible until the ttl runs out");
         assert_eq!(visible.len(), 5);
         assert!(metric_names(&d).contains(&"short".to_string()));
@@ -111,7 +111,11 @@ fn points_with_a_ttl_leave_queries_metricnames_and_the_disk_and_stay_gone_after_
         "points never reached the table files ({on_disk} bytes)"
     );
     assert!(eventually(|| count(&d, "short") == 0), "expired points still answered");
-    assert_eq!(count(&d, "short.telnet"), 0);
+    // The telnet points arrived a little later, so they expire a little later.
+    assert!(
+        eventually(|| count(&d, "short.telnet") == 0),
+        "expired telnet points still answered"
+    );
     assert_eq!(count(&d, "keep"), 2, "points without a ttl stay");
     let names = metric_names(&d);
     assert!(

@@ -13,13 +13,21 @@
 //! # Expiry column (chunk flag bit 0)
 //!
 //! Right after the chunk's flags byte: varint length of the column, then one mode byte
-//! (0: each value is the expiry itself; 1: each value is `expiry - timestamp`, which is
-//! chosen when it gives fewer runs, as with `align_datapoint_ttl_with_timestamp`), a
-//! varint number of runs, and per run a varint length (≥ 1) and the zigzag varint
-//! difference of its value from the previous run's (the first from 0). The run lengths
-//! add up to the chunk's point count. Points of one commit share one expiry, so a
-//! chunk usually holds a run per commit that reached it: a few bytes per promotion,
-//! nothing at all for a chunk without expiring points (the flag stays clear).
+//! and the values, in whichever mode is shortest for the chunk:
+//!
+//! - 0, runs of expiries: a varint number of runs, and per run a varint length (≥ 1)
+//!   and the zigzag varint difference of its value from the previous run's (the first
+//!   from 0); the run lengths add up to the chunk's point count. Points of one commit
+//!   share one expiry, so a backfill costs one run.
+//! - 1, the same runs of `expiry - timestamp` (one run with
+//!   `align_datapoint_ttl_with_timestamp`).
+//! - 2, packed seconds, when every expiry is a whole second (the writer's are, as
+//!   Cassandra's are): `vᵢ = expiryᵢ/1000 - ⌊tsᵢ/1000⌋`, stored as a zigzag varint
+//!   base (the smallest `vᵢ`), one byte of width `w`, then `w` bits of `vᵢ - base` per
+//!   point, LSB first. Points that arrive in real time have `vᵢ` = ttl plus their lag in
+//!   whole seconds, so this costs a bit or two per point.
+//!
+//! A chunk without expiring points has no column at all (the flag stays clear).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -79,7 +87,9 @@ impl TtlPolicy {
         if ttl == 0 {
             return Some(0);
         }
-        Some(now.saturating_add(ttl.saturating_mul(1000)).max(1))
+        // Whole seconds, as Cassandra counts a ttl (from the second it is written).
+        let expiry = now.div_euclid(1000).saturating_add(ttl).saturating_mul(1000);
+        Some(expiry.max(1000))
     }
 }
 
@@ -125,8 +135,49 @@ fn runs(values: impl Iterator<Item = i64>) -> usize {
 }
 
 /// Appends the column (its length varint included) for `points` with `expiry`
-/// (one per point; at least one not 0).
+/// (one per point; at least one not 0), in its shortest mode.
 pub fn encode_column(points: &[(i64, Value)], expiry: &[i64], out: &mut Vec<u8>) {
+    let mut col = Vec::new();
+    encode_runs(points, expiry, &mut col);
+    if let Some(packed) = encode_packed(points, expiry) {
+        if packed.len() < col.len() {
+            col = packed;
+        }
+    }
+    put_varint(out, col.len() as u64);
+    out.extend_from_slice(&col);
+}
+
+/// Mode 2 (see the module doc), if every expiry is a whole second.
+fn encode_packed(points: &[(i64, Value)], expiry: &[i64]) -> Option<Vec<u8>> {
+    if expiry.iter().any(|&e| e == 0 || e % 1000 != 0) {
+        return None;
+    }
+    let v = |i: usize| (expiry[i] / 1000).wrapping_sub(points[i].0.div_euclid(1000));
+    let base = (0..points.len()).map(v).min()?;
+    let span = (0..points.len()).map(|i| v(i).wrapping_sub(base) as u64).max()?;
+    let w = 64 - span.leading_zeros();
+    let mut col = Vec::with_capacity(12 + (points.len() * w as usize).div_ceil(8));
+    col.push(2);
+    put_varint(&mut col, zz(base));
+    col.push(w as u8);
+    let (mut acc, mut n) = (0u128, 0u32);
+    for i in 0..points.len() {
+        acc |= ((v(i).wrapping_sub(base) as u64) as u128) << n;
+        n += w;
+        while n >= 8 {
+            col.push(acc as u8);
+            acc >>= 8;
+            n -= 8;
+        }
+    }
+    if n > 0 {
+        col.push(acc as u8);
+    }
+    Some(col)
+}
+
+fn encode_runs(points: &[(i64, Value)], expiry: &[i64], col: &mut Vec<u8>) {
     debug_assert_eq!(points.len(), expiry.len());
     let absolute = runs(expiry.iter().copied());
     let relative = if expiry.contains(&0) {
@@ -135,9 +186,9 @@ pub fn encode_column(points: &[(i64, Value)], expiry: &[i64], out: &mut Vec<u8>)
         runs(points.iter().zip(expiry).map(|(p, e)| e.wrapping_sub(p.0)))
     };
     let mode = u8::from(relative < absolute);
-    let mut col = Vec::with_capacity(8 + 4 * absolute.min(relative));
+    col.reserve(8 + 4 * absolute.min(relative));
     col.push(mode);
-    put_varint(&mut col, absolute.min(relative) as u64);
+    put_varint(col, absolute.min(relative) as u64);
     let value = |i: usize| {
         if mode == 1 {
             expiry[i].wrapping_sub(points[i].0)
@@ -152,13 +203,11 @@ pub fn encode_column(points: &[(i64, Value)], expiry: &[i64], out: &mut Vec<u8>)
         while j < expiry.len() && value(j) == v {
             j += 1;
         }
-        put_varint(&mut col, (j - i) as u64);
-        put_varint(&mut col, zz(v.wrapping_sub(prev)));
+        put_varint(col, (j - i) as u64);
+        put_varint(col, zz(v.wrapping_sub(prev)));
         prev = v;
         i = j;
     }
-    put_varint(out, col.len() as u64);
-    out.extend_from_slice(&col);
 }
 
 /// Splits the column (length varint included) off the front of `bytes`: (column, rest).
@@ -174,7 +223,10 @@ pub fn split_column(mut bytes: &[u8]) -> Result<(&[u8], &[u8]), &'static str> {
 pub fn decode_column(mut col: &[u8], points: &[(i64, Value)], out: &mut Vec<i64>) -> Result<(), &'static str> {
     let (&mode, rest) = col.split_first().ok_or("expiry column is empty")?;
     col = rest;
-    if mode > 1 {
+    if mode == 2 {
+        return decode_packed(col, points, out);
+    }
+    if mode > 2 {
         return Err("unknown expiry column mode");
     }
     let nruns = get_varint(&mut col)?;
@@ -202,6 +254,38 @@ pub fn decode_column(mut col: &[u8], points: &[(i64, Value)], out: &mut Vec<i64>
     Ok(())
 }
 
+fn decode_packed(mut col: &[u8], points: &[(i64, Value)], out: &mut Vec<i64>) -> Result<(), &'static str> {
+    let base = unzz(get_varint(&mut col)?);
+    let (&w, bits) = col.split_first().ok_or("expiry column is truncated")?;
+    if w > 64 {
+        return Err("expiry column width over 64 bits");
+    }
+    let w = u32::from(w);
+    if bits.len() != (points.len() * w as usize).div_ceil(8) {
+        return Err("expiry column length does not match the point count");
+    }
+    let mask = if w == 64 { u64::MAX } else { (1u64 << w) - 1 };
+    let (mut acc, mut n, mut pos) = (0u128, 0u32, 0usize);
+    let before = out.len();
+    for p in points {
+        while n < w {
+            acc |= u128::from(bits[pos]) << n;
+            pos += 1;
+            n += 8;
+        }
+        let x = (acc as u64) & mask;
+        acc = if w == 0 { acc } else { acc >> w };
+        n -= w;
+        let secs = base.wrapping_add(x as i64).wrapping_add(p.0.div_euclid(1000));
+        out.push(secs.wrapping_mul(1000));
+    }
+    if acc != 0 {
+        out.truncate(before);
+        return Err("non-zero bits after the expiry column");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +296,11 @@ mod tests {
         let plain = TtlPolicy::default();
         assert_eq!(plain.expiry(0, now, now), Some(0));
         assert_eq!(plain.expiry(60, now - 5_000, now), Some(now + 60_000));
+        assert_eq!(
+            plain.expiry(60, now, now + 999),
+            Some(now + 60_000),
+            "whole seconds, as Cassandra"
+        );
         let default = TtlPolicy {
             default_ttl: 10,
             ..TtlPolicy::default()
@@ -266,6 +355,18 @@ mod tests {
         assert!(len <= 10, "relative mode, one run: {len} bytes");
         let mixed: Vec<i64> = (0..1000).map(|i| if i % 3 == 0 { 0 } else { i * 7 }).collect();
         assert_eq!(round_trip(&pts, &mixed).1, mixed);
+        // Real-time arrival: each point 0-2 s late, a day's ttl, whole seconds.
+        let arrived: Vec<i64> = pts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.0.div_euclid(1000) + (i as i64 * 7919) % 3 + 86_400) * 1000)
+            .collect();
+        let (len, got) = round_trip(&pts, &arrived);
+        assert_eq!(got, arrived);
+        assert!(len <= 1000 * 2 / 8 + 12, "packed, 2 bits a point: {len} bytes");
+        let negative: Vec<(i64, Value)> = (0..50).map(|i| (-1_000_500 + i * 333, Value::Long(i))).collect();
+        let exp: Vec<i64> = negative.iter().map(|p| (p.0.div_euclid(1000) + 5) * 1000).collect();
+        assert_eq!(round_trip(&negative, &exp).1, exp);
     }
 
     #[test]
@@ -273,12 +374,19 @@ mod tests {
         let pts = [(1, Value::Long(1)), (2, Value::Long(2))];
         let mut out = Vec::new();
         assert!(decode_column(&[], &pts, &mut out).is_err());
-        assert!(decode_column(&[2, 1, 2, 0], &pts, &mut out).is_err());
+        assert!(decode_column(&[3, 1, 2, 0], &pts, &mut out).is_err());
         assert!(decode_column(&[0, 1, 3, 0], &pts, &mut out).is_err());
         assert!(decode_column(&[0, 1, 1, 0], &pts, &mut out).is_err());
         assert!(decode_column(&[0, 1, 2, 0, 9], &pts, &mut out).is_err());
         assert!(out.is_empty());
         assert!(split_column(&[5, 1]).is_err());
+        assert!(decode_column(&[2, 0, 65], &pts, &mut out).is_err());
+        assert!(
+            decode_column(&[2, 0, 3, 0xff], &pts, &mut out).is_err(),
+            "bits past the points"
+        );
+        assert!(decode_column(&[2, 0, 4], &pts, &mut out).is_err());
+        assert!(out.is_empty());
     }
 
     mod chunks {

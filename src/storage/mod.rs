@@ -226,24 +226,26 @@ pub static MERGE_SALVAGED: AtomicU64 = AtomicU64::new(0);
 /// verbatim beside them in a salvage envelope, which readers report and the writer
 /// moves to the `quarantine` column family.
 fn merge_chunks(key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
-    merge_chunks_at(key, existing, operands, Some(expiry::now_ms()))
+    merge_chunks_at(key, existing, operands, true)
 }
 
 /// The partial merge (operands only, older versions may lie below): the same fold, but
 /// expired points are kept, since dropping one here would let an older version of it
 /// show again once the full merge meets that version.
 fn merge_chunks_partial(key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
-    merge_chunks_at(key, existing, operands, None)
+    merge_chunks_at(key, existing, operands, false)
 }
 
-/// A full merge sees every version of the key, so points expired at `now` can go.
-fn merge_chunks_at(key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands, now: Option<i64>) -> Option<Vec<u8>> {
+/// A full merge (`full`) sees every version of the key, so points expired by
+/// the wall clock can go; the clock is read only when an input has an expiry column.
+fn merge_chunks_at(key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands, full: bool) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let (mut salvaging, mut expiring) = (false, false);
     for b in existing.into_iter().chain(operands.iter()) {
         salvaging |= b.first() == Some(&chunk::KIND_SALVAGE);
         expiring |= chunk::has_expiry(b);
     }
+    let now = (full && (expiring || salvaging)).then(expiry::now_ms);
     if !salvaging {
         let merged = if expiring {
             let inputs: Vec<&[u8]> = existing.into_iter().chain(operands.iter()).collect();

@@ -209,6 +209,10 @@ impl Store {
 /// without an expiry column under no policy is kept without being decoded.
 pub(crate) fn filter_chunk(retention: &Retention, key: &[u8], value: &[u8]) -> bool {
     use super::{chunk, expiry};
+    // Salvage envelopes hold unreadable parts the writer moves to quarantine: never here.
+    if value.first() != Some(&chunk::KIND_POINTS) {
+        return false;
+    }
     let Some((series, bucket)) = keys::parse_point_key(key) else {
         return false;
     };
