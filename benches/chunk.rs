@@ -57,6 +57,9 @@ fn counters(rng: &mut Rng, start: i64, n: usize) -> Vec<(i64, Value)> {
 
 type Maker = fn(&mut Rng, i64, usize) -> Vec<(i64, Value)>;
 
+/// A point's expiry from its timestamp (ms, 0 = never).
+type ExpiryOf = fn(&mut Rng, i64) -> i64;
+
 fn bench(c: &mut Criterion) {
     let shapes: [(&str, Maker); 2] = [("gauge", gauges), ("counter", counters)];
     for (name, make) in shapes {
@@ -83,7 +86,7 @@ fn bench(c: &mut Criterion) {
         // above), one ttl for a whole chunk written at once (a backfill), and points
         // that arrived in real time, each up to 1.5 s after its timestamp, with a 1-day
         // ttl counted from arrival.
-        let ttl_cases: [(&str, fn(&mut Rng, i64) -> i64); 4] = [
+        let ttl_cases: [(&str, ExpiryOf); 4] = [
             ("no ttl", |_, _| 0),
             ("ttl, one write", |_, _| START + 86_400_000),
             ("ttl, aligned with the timestamp", |_, ts| ts + 86_400_000),
