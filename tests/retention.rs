@@ -117,6 +117,15 @@ fn points_with_a_ttl_leave_queries_metricnames_and_the_disk_and_stay_gone_after_
         "expired telnet points still answered"
     );
     assert_eq!(count(&d, "keep"), 2, "points without a ttl stay");
+    let tags = d.post(
+        "/api/v1/datapoints/query/tags",
+        &json!({"start_absolute": 0, "metrics": [{"name": "short"}]}).to_string(),
+    );
+    assert_eq!(
+        tags.json()["queries"][0]["results"][0]["tags"],
+        json!({}),
+        "query/tags lists no expired series"
+    );
     let names = metric_names(&d);
     assert!(
         !names.contains(&"short".to_string()) && !names.contains(&"short.telnet".to_string()),

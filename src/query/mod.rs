@@ -167,14 +167,17 @@ pub fn tags(store: &Store, query: &Query) -> Result<Answer, QueryError> {
     let staged = Staged::load(&view, &ids, query.start, query.end)?;
     let mut reader = view.points();
     let width = reader.bucket_width();
+    let may_expire = store.may_expire();
     let mut json = String::from("{\"queries\":[");
     let mut batch = Vec::new();
     for (i, (m, series)) in query.metrics.iter().zip(&selected).enumerate() {
         let mut union: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         let (first, last) = (storage_bucket(query.start, width), storage_bucket(query.end, width));
         for (id, tags) in series {
-            // A chunk strictly inside the range holds a point in it: no need to decode.
+            // A chunk strictly inside the range holds a point in it: no need to decode
+            // (unless its points may have expired).
             let inside = first < last
+                && !may_expire
                 && reader
                     .first_bucket(*id, first.saturating_add(width), last.saturating_sub(width))?
                     .is_some();
