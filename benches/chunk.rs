@@ -9,7 +9,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kairos_protocols::Value;
-use kairosd::storage::chunk::{decode, encode, merge};
+use kairosd::storage::chunk::{decode, encode, encode_expiring, merge};
 
 const CHUNKS: usize = 100;
 const POINTS: usize = 360;
@@ -57,6 +57,9 @@ fn counters(rng: &mut Rng, start: i64, n: usize) -> Vec<(i64, Value)> {
 
 type Maker = fn(&mut Rng, i64, usize) -> Vec<(i64, Value)>;
 
+/// A point's expiry from its timestamp (ms, 0 = never).
+type ExpiryOf = fn(&mut Rng, i64) -> i64;
+
 fn bench(c: &mut Criterion) {
     let shapes: [(&str, Maker); 2] = [("gauge", gauges), ("counter", counters)];
     for (name, make) in shapes {
@@ -78,6 +81,36 @@ fn bench(c: &mut Criterion) {
             bytes as f64 / (CHUNKS * POINTS) as f64,
             POINTS
         );
+
+        // The expiry column (ttl): none (the flag stays clear, the bytes are those
+        // above), one ttl for a whole chunk written at once (a backfill), and points
+        // that arrived in real time, each up to 1.5 s after its timestamp, with a 1-day
+        // ttl counted from arrival.
+        let ttl_cases: [(&str, ExpiryOf); 4] = [
+            ("no ttl", |_, _| 0),
+            ("ttl, one write", |_, _| START + 86_400_000),
+            ("ttl, aligned with the timestamp", |_, ts| ts + 86_400_000),
+            // Whole seconds, as the writer computes them.
+            ("ttl, real-time arrival", |rng, ts| {
+                ((ts + rng.below(1500)).div_euclid(1000) + 86_400) * 1000
+            }),
+        ];
+        for (case, expiry_of) in ttl_cases {
+            let mut rng = Rng(11);
+            let bytes: usize = chunks
+                .iter()
+                .map(|pts| {
+                    let exp: Vec<i64> = pts.iter().map(|p| expiry_of(&mut rng, p.0)).collect();
+                    let mut buf = Vec::new();
+                    encode_expiring(pts, &exp, &mut buf);
+                    buf.len()
+                })
+                .sum();
+            println!(
+                "{name}, {case}: {:.3} bytes/point",
+                bytes as f64 / (CHUNKS * POINTS) as f64
+            );
+        }
 
         let mut g = c.benchmark_group(format!("chunk/{name}"));
         g.throughput(Throughput::Elements((CHUNKS * POINTS) as u64));

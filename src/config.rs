@@ -115,6 +115,10 @@ pub struct Config {
     pub query_threads: usize,
     pub query_queue_timeout: Duration,
     pub server_type: ServerType,
+    /// KairosDB's `kairosdb.datastore.cassandra.datapoint_ttl` and its two companions.
+    pub ttl: crate::storage::expiry::TtlPolicy,
+    /// How often expired data is compacted away (0 = only by RocksDB's own schedule).
+    pub retention_compaction_interval: Duration,
 }
 
 /// A config key: its name, default (as written in the file) and what it is for.
@@ -441,6 +445,30 @@ pub const KEYS: &[Key] = &[
         "Endpoint groups served: ALL or a comma list of INGEST, QUERY, DELETE (others answer 403).",
         |c, v| c.server_type = ServerType::parse(v)?
     ),
+    key!(
+        "kairosdb.datastore.cassandra.datapoint_ttl",
+        "0",
+        "Seconds a point lives when its client gives no ttl (0 = forever).",
+        |c, v| c.ttl.default_ttl = number(v)?
+    ),
+    key!(
+        "kairosdb.datastore.cassandra.align_datapoint_ttl_with_timestamp",
+        "false",
+        "true: a ttl counts from the point's timestamp, not its arrival; points already past it are dropped.",
+        |c, v| c.ttl.align = boolean(v)?
+    ),
+    key!(
+        "kairosdb.datastore.cassandra.force_default_datapoint_ttl",
+        "false",
+        "true: every point gets datapoint_ttl, whatever ttl its client sent.",
+        |c, v| c.ttl.force_default = boolean(v)?
+    ),
+    key!(
+        "kairosd.retention.compaction_interval_ms",
+        "86400000",
+        "How often points past their ttl or retention are compacted off the disk (0 = only by RocksDB's daily schedule).",
+        |c, v| c.retention_compaction_interval = millis(v)?
+    ),
 ];
 
 /// The text of `kairos.properties.example`: every key with its default and purpose.
@@ -507,6 +535,8 @@ impl Default for Config {
                 query: true,
                 delete: true,
             },
+            ttl: Default::default(),
+            retention_compaction_interval: Duration::ZERO,
         };
         for key in KEYS {
             (key.apply)(&mut config, key.default).expect("defaults are valid");

@@ -17,7 +17,8 @@
 //! - [`query`] — the streaming query engine: parse, plan, scan, fold or merge, group_by,
 //!   the aggregator chain, JSON.
 //! - [`metrics`] — self-metrics; [`health`] — what the health endpoints report.
-//! - [`maintenance`] — the WAL fsync and the idle flush, off the writer thread.
+//! - [`maintenance`] — the WAL fsync, the idle flush and the expiry compaction, off the writer thread.
+//! - [`retention_cli`] — `kairosd retention list|set|remove` against a running daemon.
 //!
 //! Decoding of every wire format lives in the IO-free `kairos-protocols` crate.
 
@@ -30,6 +31,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod properties;
 pub mod query;
+pub mod retention_cli;
 pub mod server;
 pub mod sources;
 pub mod storage;

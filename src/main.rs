@@ -38,6 +38,24 @@ enum Command {
         /// The data directory (kairosd.data_dir).
         data_dir: PathBuf,
     },
+    /// Retention policies of a running daemon, by metric name prefix (longest wins).
+    Retention {
+        #[command(subcommand)]
+        action: RetentionAction,
+        /// The daemon's HTTP API.
+        #[arg(long, global = true, default_value = "http://localhost:8080")]
+        url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionAction {
+    /// Print every policy: prefix, tab, retention.
+    List,
+    /// Keep the points of metrics starting with PREFIX for RETENTION (7d, 12h, 30m; 0 = forever).
+    Set { prefix: String, retention: String },
+    /// Remove the policy of PREFIX.
+    Remove { prefix: String },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +67,19 @@ fn main() -> ExitCode {
         Command::Serve { config, overrides } => serve(config, overrides),
         Command::Compact { data_dir } => compact(data_dir),
         Command::Check { data_dir } => check(data_dir),
+        Command::Retention { action, url } => {
+            use kairosd::retention_cli as cli;
+            let out = match action {
+                RetentionAction::List => cli::list(&url),
+                RetentionAction::Set { prefix, retention } => cli::set(&url, &prefix, &retention),
+                RetentionAction::Remove { prefix } => cli::remove(&url, &prefix),
+            };
+            print!("{}", out.stdout);
+            if !out.stderr.is_empty() {
+                eprintln!("kairosd: {}", out.stderr);
+            }
+            ExitCode::from(out.code)
+        }
         Command::PrintConfig => {
             print!("{}", kairosd::config::example());
             ExitCode::SUCCESS

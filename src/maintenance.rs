@@ -1,6 +1,9 @@
 //! Background upkeep that must not stall group commits: the WAL fsync every
-//! `kairosd.wal.flush_interval_ms`, and the idle flush (memtables to disk, then the
-//! staging column family compacted) once ingest pauses for `kairosd.storage.idle_flush_ms`.
+//! `kairosd.wal.flush_interval_ms`, the idle flush (memtables to disk, then the
+//! staging column family compacted) once ingest pauses for `kairosd.storage.idle_flush_ms`,
+//! and every `kairosd.retention.compaction_interval_ms` a compaction of the `points`
+//! column family whose filter drops expired chunks (only on a store where something can
+//! expire: a point with a ttl was written, or a retention policy exists).
 //!
 //! Both used to run on the writer thread, so a commit waited behind an fsync or a
 //! flush of every memtable. Here they run on their own thread, driven by what the
@@ -69,8 +72,9 @@ pub fn spawn(
     activity: Arc<Activity>,
     wal_sync_interval: Option<Duration>,
     idle_flush: Option<Duration>,
+    expiry_compaction: Option<Duration>,
 ) -> Maintenance {
-    let tick = [wal_sync_interval, idle_flush]
+    let tick = [wal_sync_interval, idle_flush, expiry_compaction]
         .into_iter()
         .flatten()
         .map(|d| (d / 2).max(Duration::from_millis(5)))
@@ -80,7 +84,7 @@ pub fn spawn(
     let a = Arc::clone(&activity);
     let thread = std::thread::Builder::new()
         .name("kairosd-maintenance".into())
-        .spawn(move || run(&store, &a, wal_sync_interval, idle_flush, tick))
+        .spawn(move || run(&store, &a, wal_sync_interval, idle_flush, expiry_compaction, tick))
         .expect("spawning the maintenance thread");
     Maintenance {
         activity,
@@ -93,9 +97,11 @@ fn run(
     activity: &Activity,
     wal_sync_interval: Option<Duration>,
     idle_flush: Option<Duration>,
+    expiry_compaction: Option<Duration>,
     tick: Duration,
 ) {
     let mut last_sync = Instant::now();
+    let mut last_compaction = Instant::now();
     // The write the last idle flush covered (ms stamp), so a pause flushes once.
     let mut flushed_at = 0u64;
     loop {
@@ -125,6 +131,17 @@ fn run(
                 match handle.get().and_then(|s| s.flush_memtables()) {
                     Ok(()) => tracing::debug!(took = ?started.elapsed(), "ingest paused; memtables written to disk"),
                     Err(err) => tracing::warn!(%err, "writing memtables to disk failed"),
+                }
+            }
+        }
+        if let Some(interval) = expiry_compaction {
+            if last_compaction.elapsed() >= interval {
+                last_compaction = Instant::now();
+                let started = Instant::now();
+                match handle.get().and_then(|s| s.compact_expired()) {
+                    Ok(true) => tracing::debug!(took = ?started.elapsed(), "expired points compacted away"),
+                    Ok(false) => {}
+                    Err(err) => tracing::warn!(%err, "compacting expired points failed; will retry"),
                 }
             }
         }

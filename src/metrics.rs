@@ -71,6 +71,9 @@ pub struct Metrics {
     pub deletes: AtomicU64,
     /// Points of new series refused by `kairosd.series.max`.
     pub series_limit_refused: AtomicU64,
+    /// Points dropped at ingest because their aligned ttl had already run out
+    /// (`kairosdb.datastore.cassandra.align_datapoint_ttl_with_timestamp`).
+    pub points_expired_on_arrival: AtomicU64,
     /// Passes of the writer's loop (a spinning writer shows here, not only as CPU).
     pub writer_wakeups: AtomicU64,
     /// Writer, write outcome and corruption state behind the health endpoints.
@@ -233,6 +236,12 @@ impl Metrics {
             "Points of new series refused because the store holds kairosd.series.max series.",
             "counter",
             &one(&self.series_limit_refused),
+        );
+        counter(
+            "kairosd_points_expired_on_arrival_total",
+            "Points not stored because their ttl, aligned with their timestamp, had already run out (as KairosDB drops them).",
+            "counter",
+            &one(&self.points_expired_on_arrival),
         );
         counter(
             "kairosd_merge_salvaged_total",

@@ -65,6 +65,13 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         path: config.data_dir.display().to_string(),
         source,
     })?;
+    if config.ttl.align && config.ttl.default_ttl == 0 {
+        // KairosDB refuses this too: every point without a client ttl would be dropped.
+        return Err(StartError::Config {
+            key: "kairosdb.datastore.cassandra.align_datapoint_ttl_with_timestamp",
+            reason: "needs kairosdb.datastore.cassandra.datapoint_ttl set to a non-zero value".into(),
+        });
+    }
     let store = Arc::new(tokio::task::block_in_place(|| {
         StoreHandle::open(&config.data_dir, config.bucket_width_ms, Faults::from_env())
     })?);
@@ -86,6 +93,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         Arc::clone(&activity),
         writer_config,
         (config.series_max > 0).then_some(config.series_max),
+        config.ttl,
     )?;
     let maintenance = maintenance::spawn(
         Arc::clone(&store),
@@ -93,6 +101,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         (config.wal_sync != WalSync::Always && !config.wal_flush_interval.is_zero())
             .then_some(config.wal_flush_interval),
         (!config.idle_flush.is_zero()).then_some(config.idle_flush),
+        (!config.retention_compaction_interval.is_zero()).then_some(config.retention_compaction_interval),
     );
     watch_writer(Arc::clone(&metrics));
     let shutdown = CancellationToken::new();

@@ -39,6 +39,7 @@ use crate::ingest::{
 };
 use crate::maintenance::Activity;
 use crate::metrics::Metrics;
+use crate::storage::expiry::{self, TtlPolicy};
 use crate::storage::keys::{self, NameKind, SeriesId};
 use crate::storage::write::Commit;
 use crate::storage::{chunk, free_bytes, staging, Store, StoreError, StoreHandle, CF_SERIES, CF_STAGING};
@@ -82,6 +83,8 @@ struct Entry {
     ts: i64,
     seq: u32,
     value: Value,
+    /// When the point stops being visible (ms since the epoch), 0 for never.
+    expiry: i64,
 }
 
 pub struct Writer {
@@ -112,7 +115,11 @@ pub struct Writer {
     staging_seq: u64,
     record: Vec<u8>,
     points: Vec<(i64, Value)>,
+    /// Expiries of `points` (0 = never), one each.
+    expiries: Vec<i64>,
     chunk: Vec<u8>,
+    /// KairosDB's ttl keys (see [`crate::storage::expiry::TtlPolicy`]).
+    ttl: TtlPolicy,
     /// Scratch of [`sort_for_promotion`], one slot per series id in the staged range.
     sort_heads: Vec<usize>,
     /// After a failed promotion: not before then, and the next wait.
@@ -145,9 +152,11 @@ pub fn spawn(
     activity: Arc<Activity>,
     config: WriterConfig,
     max_series: Option<u64>,
+    ttl: TtlPolicy,
 ) -> Result<JoinHandle<()>, StoreError> {
     let mut writer = Writer::new(handle.get()?, metrics, config)?;
     writer.set_max_series(max_series)?;
+    writer.set_ttl_policy(ttl);
     writer.handle = Some(handle);
     writer.activity = activity;
     writer.metrics.health.writer_started();
@@ -195,7 +204,9 @@ impl Writer {
             staging_seq: 0,
             record: Vec::new(),
             points: Vec::new(),
+            expiries: Vec::new(),
             chunk: Vec::new(),
+            ttl: TtlPolicy::default(),
             sort_heads: Vec::new(),
             promote_retry_at: None,
             promote_backoff: RETRY_MIN,
@@ -269,7 +280,9 @@ impl Writer {
         view.scan_prefix(CF_STAGING, &[], |key, value| {
             last_key = <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes).or(last_key);
             record.clear();
-            let decoded = staging::decode(value, |series, ts, value| record.push((series, ts, value)));
+            let decoded = staging::decode_expiring(value, |series, ts, value, expiry| {
+                record.push((series, ts, value, expiry))
+            });
             let problem = match decoded {
                 Err(e) => Some(e.to_string()),
                 Ok(()) if key.len() != 8 => Some("key is not an 8-byte sequence number".to_string()),
@@ -281,9 +294,15 @@ impl Writer {
             match problem {
                 Some(what) => bad.push((key.to_vec(), what)),
                 None => {
-                    for &(series, ts, value) in &record {
+                    for &(series, ts, value, expiry) in &record {
                         let seq = staged.len() as u32;
-                        staged.push(Entry { series, ts, seq, value });
+                        staged.push(Entry {
+                            series,
+                            ts,
+                            seq,
+                            value,
+                            expiry,
+                        });
                     }
                 }
             }
@@ -584,7 +603,10 @@ impl Writer {
         let result = self.stage(batches, &mut commit).and_then(|()| {
             self.record.clear();
             let new = &self.staged[staged_before..];
-            staging::encode(new.iter().map(|e| (e.series, e.ts, e.value)), &mut self.record);
+            staging::encode_expiring(
+                new.iter().map(|e| (e.series, e.ts, e.value, e.expiry)),
+                &mut self.record,
+            );
             let next = (!self.created.is_empty()).then_some(self.next_id);
             commit.finish(next, self.staging_seq, &self.record, self.config.sync)
         });
@@ -624,6 +646,9 @@ impl Writer {
         commit: &mut Commit<'_>,
     ) -> Result<(), StoreError> {
         self.refused.clear();
+        let now = expiry::now_ms();
+        let mut dead = 0u64;
+        let mut expiring = false;
         for points in batches {
             let mut last: Option<(&[u8], Option<SeriesId>)> = None;
             let mut refused = 0;
@@ -639,17 +664,42 @@ impl Writer {
                     refused += 1;
                     continue;
                 };
+                let expiry = if rec.ttl == 0 && self.ttl.is_noop() {
+                    0
+                } else {
+                    match self.ttl.expiry(rec.ttl, rec.timestamp, now) {
+                        Some(e) => e,
+                        None => {
+                            // KairosDB drops a point whose aligned ttl has already run out.
+                            dead += 1;
+                            continue;
+                        }
+                    }
+                };
+                expiring |= expiry != 0;
                 let seq = self.staged.len() as u32;
                 self.staged.push(Entry {
                     series,
                     ts: rec.timestamp,
                     seq,
                     value: rec.value,
+                    expiry,
                 });
             }
             self.refused.push(refused);
         }
+        if dead > 0 {
+            self.metrics.points_expired_on_arrival.fetch_add(dead, Relaxed);
+        }
+        if expiring {
+            commit.mark_expiring();
+        }
         Ok(())
+    }
+
+    /// Sets KairosDB's ttl keys for the points staged from now on.
+    pub fn set_ttl_policy(&mut self, ttl: TtlPolicy) {
+        self.ttl = ttl;
     }
 
     /// Limits the number of series to `max` (`kairosd.series.max`): counts those stored.
@@ -684,20 +734,28 @@ impl Writer {
             let Entry { series, ts, .. } = entries[i];
             let bucket = keys::bucket_start(ts, width);
             self.points.clear();
+            self.expiries.clear();
             while i < entries.len() {
                 let e = entries[i];
                 if e.series != series || keys::bucket_start(e.ts, width) != bucket {
                     break;
                 }
                 // Sorted by (ts, seq): a repeated timestamp overwrites, last write wins.
+                // The expiry goes with the value: a rewrite with another ttl replaces it.
                 match self.points.last_mut() {
-                    Some(last) if last.0 == e.ts => last.1 = e.value,
-                    _ => self.points.push((e.ts, e.value)),
+                    Some(last) if last.0 == e.ts => {
+                        last.1 = e.value;
+                        *self.expiries.last_mut().expect("one expiry per point") = e.expiry;
+                    }
+                    _ => {
+                        self.points.push((e.ts, e.value));
+                        self.expiries.push(e.expiry);
+                    }
                 }
                 i += 1;
             }
             self.chunk.clear();
-            chunk::encode(&self.points, &mut self.chunk);
+            chunk::encode_expiring(&self.points, &self.expiries, &mut self.chunk);
             promotion.add_chunk(series, bucket, &self.chunk);
         }
         match promotion.finish(self.staging_seq, self.config.sync) {
@@ -970,6 +1028,7 @@ mod tests {
                     ts,
                     seq: i as u32,
                     value: Value::Long(i as i64),
+                    expiry: 0,
                 })
                 .collect();
             let mut expected: Vec<_> = entries.iter().map(key).collect();

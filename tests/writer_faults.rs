@@ -79,7 +79,7 @@ impl Rig {
         let staged = view
             .staged_points(&[id].into_iter().collect(), i64::MIN, i64::MAX)
             .unwrap();
-        out.extend(staged.values().flatten().map(|&(ts, _, v)| (ts, v)));
+        out.extend(staged.values().flatten().map(|&(ts, _, v, _)| (ts, v)));
         out.sort_by_key(|p| p.0);
         out
     }
@@ -199,9 +199,12 @@ fn a_failed_promotion_backs_off_instead_of_spinning() {
         r.metrics.health.write_failing().is_none() && {
             let store = r.store.get().unwrap();
             let view = store.view();
-            view.staged_points(&[1].into_iter().collect(), i64::MIN, i64::MAX)
+            let empty = view
+                .staged_points(&[1].into_iter().collect(), i64::MIN, i64::MAX)
                 .unwrap()
-                .is_empty()
+                .is_empty();
+            drop(view);
+            empty
         }
     });
     r.stop();

@@ -56,5 +56,16 @@ pub fn status(ctx: &HttpContext) -> Resp {
 }
 
 pub fn metrics(ctx: &HttpContext) -> Resp {
-    response::text(StatusCode::OK, ctx.metrics.render(), "text/plain; version=0.0.4")
+    let mut text = ctx.metrics.render();
+    if let Ok(store) = ctx.store.get() {
+        // Disk used by stored points, so expiry and retention can be seen to give it back.
+        let bytes = store
+            .property(crate::storage::CF_POINTS, "rocksdb.total-sst-files-size")
+            .unwrap_or(0);
+        text.push_str(&format!(
+            "# HELP kairosd_points_sst_bytes Bytes of the points column family's table files on disk (rocksdb.total-sst-files-size).\n\
+             # TYPE kairosd_points_sst_bytes gauge\nkairosd_points_sst_bytes {bytes}\n"
+        ));
+    }
+    response::text(StatusCode::OK, text, "text/plain; version=0.0.4")
 }

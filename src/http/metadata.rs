@@ -14,7 +14,16 @@ pub async fn names<B>(req: &Request<B>, ctx: &HttpContext, kind: NameKind) -> Re
         Ok(s) => s,
         Err(e) => return response::errors(StatusCode::SERVICE_UNAVAILABLE, &[e.to_string()]),
     };
-    match tokio::task::spawn_blocking(move || store.view().names(kind, &prefix)).await {
+    let names = move || {
+        let view = store.view();
+        let names = view.names(kind, &prefix)?;
+        // A metric whose data has all expired (ttl or retention) is no longer listed.
+        match kind {
+            NameKind::Metric => view.live_metrics(names),
+            _ => Ok(names),
+        }
+    };
+    match tokio::task::spawn_blocking(names).await {
         Ok(Ok(names)) => {
             let mut out = String::from("{\"results\":[");
             for (i, n) in names.iter().enumerate() {

@@ -10,8 +10,10 @@ pub mod health;
 pub mod idle;
 pub mod ingest;
 pub mod metadata;
+pub mod metadata_service;
 pub mod query;
 pub mod response;
+pub mod retention;
 pub mod routes;
 
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use tokio::sync::Semaphore;
 
 use super::response::{self, Resp};
-use super::{delete, health, ingest, metadata, query};
+use super::{delete, health, ingest, metadata, metadata_service, query, retention};
 use kairos_protocols::series_cache::CacheLimits;
 
 use super::connection::Connection;
@@ -72,6 +72,9 @@ enum Route {
     HealthCheck,
     HealthStatus,
     SelfMetrics,
+    Retention,
+    /// `/api/v1/metadata/...`: its decoded path segments.
+    MetadataService(Vec<String>),
 }
 
 fn route(path: &str) -> Option<(Route, &'static [Method], Group)> {
@@ -89,6 +92,17 @@ fn route(path: &str) -> Option<(Route, &'static [Method], Group)> {
         "/api/v1/health/check" => (Route::HealthCheck, GET, Group::Always),
         "/api/v1/health/status" => (Route::HealthStatus, GET, Group::Always),
         "/metrics" => (Route::SelfMetrics, GET, Group::Always),
+        // Retention deletes data, so it belongs to the DELETE group.
+        "/api/v1/retention" => (
+            Route::Retention,
+            &[Method::GET, Method::PUT, Method::DELETE],
+            Group::Delete,
+        ),
+        _ if path.starts_with("/api/v1/metadata/") => (
+            Route::MetadataService(metadata_service::parts(path)?),
+            &[Method::GET, Method::POST, Method::DELETE],
+            Group::Always,
+        ),
         _ => {
             let name = path.strip_prefix("/api/v1/metric/")?;
             (
@@ -154,6 +168,8 @@ pub async fn handle(req: Request<Incoming>, conn: &Connection, ctx: &HttpContext
         Route::HealthCheck => health::check(ctx),
         Route::HealthStatus => health::status(ctx),
         Route::SelfMetrics => health::metrics(ctx),
+        Route::Retention => retention::handle(req, ctx).await,
+        Route::MetadataService(parts) => metadata_service::handle(req, parts, ctx).await,
     };
     if gzip {
         response::gzip(resp).await

@@ -87,6 +87,15 @@ pub fn run(store: &Store, query: &Query, limits: &Limits) -> Result<Answer, Quer
         .map(|m| plan::plan_metric(&view, m))
         .collect::<Result<Vec<_>, _>>()?;
     let ids: HashSet<_> = plans.iter().flat_map(|p| p.series_ids()).collect();
+    view.apply_retention(query.metrics.iter().zip(&plans).map(|(m, _)| m.name.as_str()), |name| {
+        query
+            .metrics
+            .iter()
+            .zip(&plans)
+            .filter(|(m, _)| m.name == name)
+            .flat_map(|(_, p)| p.series_ids())
+            .collect::<Vec<_>>()
+    });
     let staged = Staged::load(&view, &ids, query.start, query.end)?;
     let mut reader = view.points();
     let mut ctx = ExecCtx {
@@ -146,17 +155,29 @@ pub fn tags(store: &Store, query: &Query) -> Result<Answer, QueryError> {
         .map(|m| plan::select_series(&view, &m.name, &m.tags))
         .collect::<Result<Vec<_>, _>>()?;
     let ids: HashSet<_> = selected.iter().flatten().map(|(id, _)| *id).collect();
+    view.apply_retention(query.metrics.iter().map(|m| m.name.as_str()), |name| {
+        query
+            .metrics
+            .iter()
+            .zip(&selected)
+            .filter(|(m, _)| m.name == name)
+            .flat_map(|(_, s)| s.iter().map(|(id, _)| *id))
+            .collect::<Vec<_>>()
+    });
     let staged = Staged::load(&view, &ids, query.start, query.end)?;
     let mut reader = view.points();
     let width = reader.bucket_width();
+    let may_expire = store.may_expire();
     let mut json = String::from("{\"queries\":[");
     let mut batch = Vec::new();
     for (i, (m, series)) in query.metrics.iter().zip(&selected).enumerate() {
         let mut union: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         let (first, last) = (storage_bucket(query.start, width), storage_bucket(query.end, width));
         for (id, tags) in series {
-            // A chunk strictly inside the range holds a point in it: no need to decode.
+            // A chunk strictly inside the range holds a point in it: no need to decode
+            // (unless its points may have expired).
             let inside = first < last
+                && !may_expire
                 && reader
                     .first_bucket(*id, first.saturating_add(width), last.saturating_sub(width))?
                     .is_some();

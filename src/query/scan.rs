@@ -29,13 +29,25 @@ impl Staged {
         let by_series = raw
             .into_iter()
             .map(|(id, mut pts)| {
-                pts.sort_unstable_by_key(|&(ts, seq, _)| (ts, seq));
+                pts.sort_unstable_by_key(|&(ts, seq, _, _)| (ts, seq));
                 let mut out: Vec<(i64, Value)> = Vec::with_capacity(pts.len());
-                for (ts, _, v) in pts {
+                let mut dead: Vec<bool> = Vec::with_capacity(pts.len());
+                for (ts, _, v, expired) in pts {
                     match out.last_mut() {
-                        Some(last) if last.0 == ts => last.1 = v,
-                        _ => out.push((ts, v)),
+                        Some(last) if last.0 == ts => {
+                            last.1 = v;
+                            *dead.last_mut().expect("one flag per point") = expired;
+                        }
+                        _ => {
+                            out.push((ts, v));
+                            dead.push(expired);
+                        }
                     }
+                }
+                // An expired last write hides the point (and any older write of it).
+                if dead.contains(&true) {
+                    let mut flags = dead.iter();
+                    out.retain(|_| !*flags.next().expect("one flag per point"));
                 }
                 (id, out)
             })

@@ -57,9 +57,10 @@ pub fn check(dir: &Path, progress: bool) -> Result<Report, StoreError> {
         path: dir.to_path_buf(),
         source,
     })?;
+    let retention = std::sync::Arc::new(super::retention::Retention::default());
     let cfs = names
         .iter()
-        .map(|name| ColumnFamilyDescriptor::new(name, cf_options(name)));
+        .map(|name| ColumnFamilyDescriptor::new(name, cf_options(name, &retention)));
     let db = DB::open_cf_descriptors_read_only(&opts, dir, cfs, false).map_err(|source| StoreError::Open {
         path: dir.to_path_buf(),
         source,
@@ -82,6 +83,7 @@ pub fn check(dir: &Path, progress: bool) -> Result<Report, StoreError> {
         META_BUCKET_WIDTH if !<[u8; 8]>::try_from(v).is_ok_and(|w| i64::from_be_bytes(w) > 0) => {
             r.bad(CF_META, k, "bucket width is not a positive 8-byte number")
         }
+        META_BUCKET_WIDTH => {}
         META_NEXT_SERIES_ID => match <[u8; 8]>::try_from(v) {
             Ok(b) => next_id = Some(u64::from_be_bytes(b)),
             Err(_) => r.bad(CF_META, k, "next series id is not 8 bytes"),

@@ -12,7 +12,7 @@
 //! | bytes | field |
 //! |---|---|
 //! | 1 | kind (below) |
-//! | 1 | flags: bit 0 = a per-point expiry column follows the values (reserved for TTL/retention, not written yet: a chunk with no expiring point keeps it clear and pays nothing); bits 1–7 reserved, must be zero |
+//! | 1 | flags: bit 0 = a per-point expiry column comes before the body (see [`super::expiry`]; a chunk with no expiring point keeps it clear and pays nothing); bits 1–7 reserved, must be zero |
 //! | … | the body of that kind |
 //! | 4 | crc32c (Castagnoli) of every byte before it, little-endian |
 //!
@@ -78,6 +78,8 @@ use std::fmt;
 
 use kairos_protocols::Value;
 
+use super::expiry;
+
 /// First byte of a points chunk.
 pub const KIND_POINTS: u8 = 0x02;
 /// Reserved: a first-write-wins points operand (imports). Not written yet.
@@ -86,7 +88,7 @@ pub const KIND_LEDGER: u8 = 0x03;
 pub const KIND_TOMBSTONE: u8 = 0x04;
 /// The merge operator's output when some input could not be read.
 pub const KIND_SALVAGE: u8 = 0x05;
-/// Flag bit: a per-point expiry column follows the values (reserved for TTL).
+/// Flag bit: a per-point expiry column (see [`super::expiry`]) precedes the body.
 pub const FLAG_EXPIRY: u8 = 0x01;
 /// Kind byte + flags byte before the body.
 const HEAD: usize = 2;
@@ -207,7 +209,10 @@ pub fn count(bytes: &[u8]) -> Result<usize, ChunkError> {
 /// [`count`] it does not validate the rest of the chunk.
 pub fn header(bytes: &[u8]) -> Result<(usize, i64), ChunkError> {
     let bytes = points_payload(bytes)?;
-    let mut h = Header { buf: bytes, pos: HEAD };
+    let mut h = Header {
+        buf: bytes,
+        pos: body_start(bytes)?,
+    };
     let n = h.varint()?;
     if n > MAX_POINTS_PER_BYTE * bytes.len() as u64 {
         return Err(ChunkError::Corrupt("point count exceeds what the chunk can hold"));
@@ -216,6 +221,166 @@ pub fn header(bytes: &[u8]) -> Result<(usize, i64), ChunkError> {
         return Ok((0, 0));
     }
     Ok((n as usize, h.zz_varint()?))
+}
+
+/// Where the body of a points payload (head included) starts: after the head, and
+/// after the expiry column when the flag says there is one.
+fn body_start(data: &[u8]) -> Result<usize, ChunkError> {
+    if data[1] & FLAG_EXPIRY == 0 {
+        return Ok(HEAD);
+    }
+    let (_, rest) = expiry::split_column(&data[HEAD..]).map_err(ChunkError::Corrupt)?;
+    Ok(data.len() - rest.len())
+}
+
+/// Whether `bytes` is a points chunk carrying an expiry column (from its head alone).
+#[inline]
+pub fn has_expiry(bytes: &[u8]) -> bool {
+    bytes.len() > HEAD && bytes[0] == KIND_POINTS && bytes[1] & FLAG_EXPIRY != 0
+}
+
+/// Whether decoding `bytes` may yield points with an expiry (an expiry column, or a
+/// salvage envelope whose readable chunk may have one).
+#[inline]
+fn may_expire(bytes: &[u8]) -> bool {
+    has_expiry(bytes) || bytes.first() == Some(&KIND_SALVAGE)
+}
+
+/// [`decode`], also appending each point's expiry (ms, 0 = never) to `expiry`.
+pub fn decode_expiring(bytes: &[u8], out: &mut Vec<(i64, Value)>, expiry: &mut Vec<i64>) -> Result<(), ChunkError> {
+    let before = out.len();
+    decode(bytes, out)?;
+    let n = out.len() - before;
+    if !may_expire(bytes) {
+        expiry.resize(expiry.len() + n, 0);
+        return Ok(());
+    }
+    let data = points_payload(bytes)?;
+    if data[1] & FLAG_EXPIRY == 0 {
+        expiry.resize(expiry.len() + n, 0);
+        return Ok(());
+    }
+    let (col, _) = expiry::split_column(&data[HEAD..]).map_err(ChunkError::Corrupt)?;
+    expiry::decode_column(col, &out[before..], expiry).map_err(|e| {
+        out.truncate(before);
+        ChunkError::Corrupt(e)
+    })
+}
+
+/// [`decode`] without the points hidden at `now` (their expiry has passed). A chunk
+/// without an expiry column decodes exactly as [`decode`] does.
+#[inline]
+pub fn decode_live(bytes: &[u8], now: i64, out: &mut Vec<(i64, Value)>) -> Result<(), ChunkError> {
+    if !may_expire(bytes) {
+        return decode(bytes, out);
+    }
+    decode_live_slow(bytes, now, out)
+}
+
+#[cold]
+fn decode_live_slow(bytes: &[u8], now: i64, out: &mut Vec<(i64, Value)>) -> Result<(), ChunkError> {
+    let before = out.len();
+    let mut exp = Vec::new();
+    decode_expiring(bytes, out, &mut exp)?;
+    let mut keep = before;
+    for (i, e) in exp.iter().enumerate() {
+        if !expiry::expired(*e, now) {
+            out[keep] = out[before + i];
+            keep += 1;
+        }
+    }
+    out.truncate(keep);
+    Ok(())
+}
+
+/// The latest expiry among the points of `bytes` (0 if one never expires), or `None`
+/// for a chunk without an expiry column (nothing in it expires).
+pub fn max_expiry(bytes: &[u8]) -> Result<Option<i64>, ChunkError> {
+    if !may_expire(bytes) {
+        return Ok(None);
+    }
+    let (mut pts, mut exp) = (Vec::new(), Vec::new());
+    decode_expiring(bytes, &mut pts, &mut exp)?;
+    if exp.is_empty() {
+        return Ok(Some(i64::MIN));
+    }
+    if exp.contains(&0) {
+        return Ok(Some(0));
+    }
+    Ok(exp.iter().copied().max())
+}
+
+/// Appends the encoding of `points` (sorted, unique timestamps) with one expiry per
+/// point. Without an expiring point it is exactly [`encode`]'s output.
+pub fn encode_expiring(points: &[(i64, Value)], expiry: &[i64], out: &mut Vec<u8>) {
+    if expiry.len() != points.len() || expiry.iter().all(|&e| e == 0) {
+        return encode(points, out);
+    }
+    if !points.windows(2).all(|w| w[0].0 < w[1].0) {
+        let mut all: Vec<(i64, Value, i64)> = points.iter().zip(expiry).map(|(p, &e)| (p.0, p.1, e)).collect();
+        return encode_triples(&mut all, None, out);
+    }
+    let start = out.len();
+    encode_sorted(points, out);
+    out.truncate(out.len() - TRAILER);
+    out[start + 1] = FLAG_EXPIRY;
+    let mut col = Vec::new();
+    expiry::encode_column(points, expiry, &mut col);
+    out.splice(start + HEAD..start + HEAD, col);
+    seal_from(out, start);
+}
+
+/// Sorts `all` by time (stable: the later of equal timestamps wins), drops the points
+/// expired at `now` (if given) and encodes the rest.
+fn encode_triples(all: &mut [(i64, Value, i64)], now: Option<i64>, out: &mut Vec<u8>) {
+    all.sort_by_key(|p| p.0);
+    let mut pts: Vec<(i64, Value)> = Vec::with_capacity(all.len());
+    let mut exp: Vec<i64> = Vec::with_capacity(all.len());
+    for &(ts, v, e) in all.iter() {
+        if pts.last().is_some_and(|l| l.0 == ts) {
+            pts.pop();
+            exp.pop();
+        }
+        pts.push((ts, v));
+        exp.push(e);
+    }
+    if let Some(now) = now {
+        let mut keep = 0;
+        for i in 0..pts.len() {
+            if !expiry::expired(exp[i], now) {
+                pts[keep] = pts[i];
+                exp[keep] = exp[i];
+                keep += 1;
+            }
+        }
+        pts.truncate(keep);
+        exp.truncate(keep);
+    }
+    encode_expiring(&pts, &exp, out);
+}
+
+/// [`merge`] for inputs of which some may carry expiry columns: the later input wins a
+/// tie, point and expiry together (a rewrite with another ttl replaces the expiry).
+/// With `now`, points expired by then are left out; give it only to a full merge (one
+/// that sees every version of the key), since a partial merge that dropped a point
+/// would let an older version of it show again.
+pub fn merge_expiring(inputs: &[&[u8]], now: Option<i64>, out: &mut Vec<u8>) -> Result<(), ChunkError> {
+    if !inputs.iter().any(|b| may_expire(b)) {
+        let (first, rest) = inputs.split_first().map_or((None, &[][..]), |(f, r)| (Some(*f), r));
+        return merge(first, rest.iter().copied(), out);
+    }
+    let (mut pts, mut exp) = (Vec::new(), Vec::new());
+    for b in inputs {
+        decode_expiring(b, &mut pts, &mut exp)?;
+    }
+    if now.is_some() && !exp.iter().any(|&e| e != 0) {
+        // Nothing can have expired: the plain merge is the same and cheaper.
+        let (first, rest) = inputs.split_first().map_or((None, &[][..]), |(f, r)| (Some(*f), r));
+        return merge(first, rest.iter().copied(), out);
+    }
+    let mut all: Vec<(i64, Value, i64)> = pts.iter().zip(&exp).map(|(p, &e)| (p.0, p.1, e)).collect();
+    encode_triples(&mut all, now, out);
+    Ok(())
 }
 
 type Points = Vec<(i64, Value)>;
@@ -925,7 +1090,7 @@ fn payload(bytes: &[u8]) -> Result<(u8, &[u8]), ChunkError> {
     if !matches!(kind, KIND_POINTS | KIND_SALVAGE) {
         return Err(ChunkError::UnknownKind(kind));
     }
-    if data[1] != 0 {
+    if data[1] != 0 && !(kind == KIND_POINTS && data[1] == FLAG_EXPIRY) {
         return Err(ChunkError::UnknownFlags(data[1]));
     }
     Ok((kind, data))
@@ -1079,7 +1244,10 @@ fn encode_body(points: &[(i64, Value)], out: &mut Vec<u8>, deltas: &mut Vec<i64>
 
 fn decode_into(bytes: &[u8], out: &mut Vec<(i64, Value)>) -> Result<(), ChunkError> {
     let bytes = points_payload(bytes)?;
-    let mut h = Header { buf: bytes, pos: HEAD };
+    let mut h = Header {
+        buf: bytes,
+        pos: body_start(bytes)?,
+    };
     let n = h.varint()?;
     if n > MAX_POINTS_PER_BYTE * bytes.len() as u64 {
         return Err(ChunkError::Corrupt("point count exceeds what the chunk can hold"));
@@ -1492,9 +1660,9 @@ mod tests {
             Err(ChunkError::UnknownKind(3))
         );
         let mut flagged = buf[..buf.len() - 4].to_vec();
-        flagged[1] = FLAG_EXPIRY;
+        flagged[1] = 0x02;
         seal(&mut flagged);
-        assert_eq!(decode(&flagged, &mut Vec::new()), Err(ChunkError::UnknownFlags(1)));
+        assert_eq!(decode(&flagged, &mut Vec::new()), Err(ChunkError::UnknownFlags(2)));
         let mut flipped = buf.clone();
         flipped[2] ^= 4;
         assert_eq!(decode(&flipped, &mut Vec::new()), Err(ChunkError::Checksum));

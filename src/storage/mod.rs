@@ -5,9 +5,12 @@
 pub mod check;
 pub mod chunk;
 pub mod corrupt;
+pub mod expiry;
 pub mod faults;
 pub mod handle;
 pub mod keys;
+pub mod metadata;
+pub mod retention;
 pub mod staging;
 pub mod view;
 pub mod write;
@@ -47,7 +50,11 @@ pub const CF_STAGING: &str = "staging";
 /// name, a zero byte, the record's key, a zero byte, 8 bytes of nanoseconds since the
 /// epoch when it was moved (so several versions of one key are kept).
 pub const CF_QUARANTINE: &str = "quarantine";
-pub const ALL_CFS: [&str; 8] = [
+/// Retention policies by metric name prefix (see [`retention`]).
+pub const CF_RETENTION: &str = "retention";
+/// The metadata API's service key/value store (see [`metadata`]).
+pub const CF_METADATA: &str = "metadata";
+pub const ALL_CFS: [&str; 10] = [
     CF_META,
     CF_SERIES,
     CF_SERIES_BY_ID,
@@ -56,11 +63,15 @@ pub const ALL_CFS: [&str; 8] = [
     CF_POINTS,
     CF_STAGING,
     CF_QUARANTINE,
+    CF_RETENTION,
+    CF_METADATA,
 ];
 
 pub(crate) const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 pub(crate) const META_BUCKET_WIDTH: &[u8] = b"bucket_width_ms";
 pub const META_NEXT_SERIES_ID: &[u8] = b"next_series_id";
+/// Present once a point with an expiry (a ttl) has been written.
+pub(crate) const META_EXPIRING: &[u8] = b"expiring_points";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -126,11 +137,30 @@ pub struct Store {
     pub(crate) faults: Arc<Faults>,
     /// Unreadable records readers came across, for the writer to move aside.
     pub corrupt: Corruptions,
+    /// Retention policies, shared with the `points` compaction filter.
+    retention: Arc<retention::Retention>,
+    /// Whether a point with an expiry was ever written (persisted in `meta`), so
+    /// listings and compactions skip expiry work on stores that never had one.
+    pub(crate) expiring: std::sync::atomic::AtomicBool,
 }
 
-fn points_cf_options() -> Options {
+/// Files older than this are compacted again, so the compaction filter also reaches
+/// data that no longer sees writes (RocksDB's `periodic_compaction_seconds`).
+const PERIODIC_COMPACTION_SECONDS: u64 = 86_400;
+
+fn points_cf_options(retention: Arc<retention::Retention>) -> Options {
     let mut opts = Options::default();
-    opts.set_merge_operator("kairosd.chunk.v2", merge_chunks, merge_chunks);
+    opts.set_merge_operator("kairosd.chunk.v2", merge_chunks, merge_chunks_partial);
+    // Chunks whose every point has expired (ttl or retention) are dropped when a
+    // compaction meets them; see `retention::filter_chunk`.
+    opts.set_compaction_filter("kairosd.expiry", move |_level: u32, key: &[u8], value: &[u8]| {
+        if retention::filter_chunk(&retention, key, value) {
+            rocksdb::CompactionDecision::Remove
+        } else {
+            rocksdb::CompactionDecision::Keep
+        }
+    });
+    opts.set_periodic_compaction_seconds(PERIODIC_COMPACTION_SECONDS);
     // The default skiplist memtable: a promotion adds one operand per (series, bucket),
     // which it handles well. A hash-skiplist memtable (tried when every commit wrote
     // operands) must sort all its keys at every flush: with it, 1M series cost 25% more
@@ -196,22 +226,45 @@ pub static MERGE_SALVAGED: AtomicU64 = AtomicU64::new(0);
 /// verbatim beside them in a salvage envelope, which readers report and the writer
 /// moves to the `quarantine` column family.
 fn merge_chunks(key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
+    merge_chunks_at(key, existing, operands, true)
+}
+
+/// The partial merge (operands only, older versions may lie below): the same fold, but
+/// expired points are kept, since dropping one here would let an older version of it
+/// show again once the full merge meets that version.
+fn merge_chunks_partial(key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
+    merge_chunks_at(key, existing, operands, false)
+}
+
+/// A full merge (`full`) sees every version of the key, so points expired by
+/// the wall clock can go; the clock is read only when an input has an expiry column.
+fn merge_chunks_at(key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands, full: bool) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    let salvaging = existing
-        .into_iter()
-        .chain(operands.iter())
-        .any(|b| b.first() == Some(&chunk::KIND_SALVAGE));
-    if !salvaging && chunk::merge(existing, operands.iter(), &mut out).is_ok() {
-        return Some(out);
+    let (mut salvaging, mut expiring) = (false, false);
+    for b in existing.into_iter().chain(operands.iter()) {
+        salvaging |= b.first() == Some(&chunk::KIND_SALVAGE);
+        expiring |= chunk::has_expiry(b);
+    }
+    let now = (full && (expiring || salvaging)).then(expiry::now_ms);
+    if !salvaging {
+        let merged = if expiring {
+            let inputs: Vec<&[u8]> = existing.into_iter().chain(operands.iter()).collect();
+            chunk::merge_expiring(&inputs, now, &mut out)
+        } else {
+            chunk::merge(existing, operands.iter(), &mut out)
+        };
+        if merged.is_ok() {
+            return Some(out);
+        }
     }
     out.clear();
-    salvage_merge(key, existing.into_iter().chain(operands.iter()), &mut out);
+    salvage_merge(key, existing.into_iter().chain(operands.iter()), now, &mut out);
     Some(out)
 }
 
 /// The merge of readable `inputs`, with the unreadable ones (and those already in
 /// salvage envelopes) kept in an envelope beside it.
-fn salvage_merge<'a>(key: &[u8], inputs: impl Iterator<Item = &'a [u8]>, out: &mut Vec<u8>) {
+fn salvage_merge<'a>(key: &[u8], inputs: impl Iterator<Item = &'a [u8]>, now: Option<i64>, out: &mut Vec<u8>) {
     let mut good: Vec<&[u8]> = Vec::new();
     let mut bad: Vec<&[u8]> = Vec::new();
     for input in inputs {
@@ -225,8 +278,7 @@ fn salvage_merge<'a>(key: &[u8], inputs: impl Iterator<Item = &'a [u8]>, out: &m
         }
     }
     let mut merged = Vec::new();
-    let (first, rest) = good.split_first().map_or((None, &[][..]), |(f, r)| (Some(*f), r));
-    if chunk::merge(first, rest.iter().copied(), &mut merged).is_err() {
+    if chunk::merge_expiring(&good, now, &mut merged).is_err() {
         // Cannot happen (every input was checked), but never lose one if it does.
         merged.clear();
         chunk::encode(&[], &mut merged);
@@ -270,9 +322,9 @@ pub(crate) fn db_options() -> Options {
 }
 
 /// The options of column family `name` (the merge operator for `points`).
-pub(crate) fn cf_options(name: &str) -> Options {
+pub(crate) fn cf_options(name: &str, retention: &Arc<retention::Retention>) -> Options {
     match name {
-        CF_POINTS => points_cf_options(),
+        CF_POINTS => points_cf_options(Arc::clone(retention)),
         CF_STAGING => staging_cf_options(),
         CF_SERIES => series_cf_options(),
         _ => index_cf_options(),
@@ -290,9 +342,10 @@ impl Store {
     pub fn open_with(dir: &Path, bucket_width: i64, faults: Arc<Faults>) -> Result<Store, StoreError> {
         faults.stuck.store(false, std::sync::atomic::Ordering::Relaxed);
         let db_opts = db_options();
+        let retention = Arc::new(retention::Retention::default());
         let cfs = ALL_CFS
             .iter()
-            .map(|&name| ColumnFamilyDescriptor::new(name, cf_options(name)));
+            .map(|&name| ColumnFamilyDescriptor::new(name, cf_options(name, &retention)));
         let db = DB::open_cf_descriptors(&db_opts, dir, cfs).map_err(|source| StoreError::Open {
             path: dir.to_path_buf(),
             source,
@@ -303,8 +356,14 @@ impl Store {
             bucket_width,
             faults,
             corrupt: Corruptions::default(),
+            retention: Arc::clone(&retention),
+            expiring: Default::default(),
         };
         store.check_schema(bucket_width)?;
+        let expiring = store.db.get_cf(store.cf(CF_META), META_EXPIRING)?.is_some();
+        store.expiring.store(expiring, Relaxed);
+        retention.bucket_width.store(store.bucket_width, Relaxed);
+        retention.load(&store)?;
         Ok(store)
     }
 
@@ -417,6 +476,28 @@ impl Store {
         self.db
             .compact_range_cf(self.cf(CF_STAGING), None::<&[u8]>, None::<&[u8]>);
         Ok(())
+    }
+
+    /// Whether anything in the store can expire: a point with a ttl was written, or a
+    /// retention policy exists.
+    pub fn may_expire(&self) -> bool {
+        self.expiring.load(Relaxed) || !self.retention.is_empty()
+    }
+
+    /// Compacts the `points` column family so its filter drops what has expired, after
+    /// recomputing the series under retention policies. Does nothing when nothing can
+    /// expire.
+    pub fn compact_expired(&self) -> Result<bool, StoreError> {
+        if !self.may_expire() {
+            return Ok(false);
+        }
+        self.retention.refresh(self)?;
+        let cf = self.cf(CF_POINTS);
+        self.db.flush_cf(cf)?;
+        let mut opts = rocksdb::CompactOptions::default();
+        opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        self.db.compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &opts);
+        Ok(true)
     }
 
     /// Compacts every column family fully (benchmarks and the disk-usage figure).

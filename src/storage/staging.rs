@@ -18,10 +18,11 @@
 //! record that fails the check, or is cut short, is refused as a whole: it is reported
 //! with its key and moved to the `quarantine` column family, never half applied.
 //!
-//! Value tags 2 and up are reserved: 2 for a long with an expiry (TTL/retention; a zz
-//! varint of the expiry time in ms follows the value), 3 for a double with one, and 4 and
-//! 5 for first-write-wins ("ledger") longs and doubles written by imports. Points
-//! without them cost nothing extra. This build writes none and refuses them.
+//! Value tags 2 and 3 are a long and a double with an expiry (a ttl; see
+//! [`super::expiry`]): a zz varint of the expiry time in ms follows the value. Points
+//! without one keep tags 0 and 1 and cost nothing extra. Tags 4 and 5 are reserved for
+//! first-write-wins ("ledger") longs and doubles written by imports; this build refuses
+//! them.
 
 use kairos_protocols::Value;
 
@@ -31,21 +32,31 @@ const VERSION: u8 = 2;
 
 /// Appends one record holding `points` (series, timestamp, value) to `out`.
 pub fn encode(points: impl IntoIterator<Item = (SeriesId, i64, Value)>, out: &mut Vec<u8>) {
+    encode_expiring(points.into_iter().map(|(s, t, v)| (s, t, v, 0)), out)
+}
+
+/// Appends one record holding `points` (series, timestamp, value, expiry in ms with 0
+/// for never) to `out`.
+pub fn encode_expiring(points: impl IntoIterator<Item = (SeriesId, i64, Value, i64)>, out: &mut Vec<u8>) {
     let start = out.len();
     out.push(VERSION);
     let (mut prev_series, mut prev_ts) = (0u64, 0i64);
-    for (series, ts, value) in points {
+    for (series, ts, value, expiry) in points {
         put_varint(out, zigzag(series.wrapping_sub(prev_series) as i64));
         put_varint(out, zigzag(ts.wrapping_sub(prev_ts)));
+        let tag_offset = if expiry != 0 { 2 } else { 0 };
         match value {
             Value::Long(l) => {
-                out.push(0);
+                out.push(tag_offset);
                 put_varint(out, zigzag(l));
             }
             Value::Double(d) => {
-                out.push(1);
+                out.push(1 + tag_offset);
                 out.extend_from_slice(&d.to_le_bytes());
             }
+        }
+        if expiry != 0 {
+            put_varint(out, zigzag(expiry));
         }
         (prev_series, prev_ts) = (series, ts);
     }
@@ -68,6 +79,11 @@ pub struct StagingError(&'static str);
 ///
 /// The checksum is verified first, so `f` sees no point of a damaged record.
 pub fn decode(bytes: &[u8], mut f: impl FnMut(SeriesId, i64, Value)) -> Result<(), StagingError> {
+    decode_expiring(bytes, |s, t, v, _| f(s, t, v))
+}
+
+/// [`decode`], also giving each point's expiry (ms, 0 = never).
+pub fn decode_expiring(bytes: &[u8], mut f: impl FnMut(SeriesId, i64, Value, i64)) -> Result<(), StagingError> {
     let Some((data, crc)) = bytes.split_last_chunk::<4>() else {
         return Err(StagingError("truncated record"));
     };
@@ -85,15 +101,23 @@ pub fn decode(bytes: &[u8], mut f: impl FnMut(SeriesId, i64, Value)) -> Result<(
         let (&tag, rest) = bytes.split_first().ok_or(StagingError("truncated value"))?;
         bytes = rest;
         let value = match tag {
-            0 => Value::Long(unzigzag(get_varint(&mut bytes)?)),
-            1 => {
+            0 | 2 => Value::Long(unzigzag(get_varint(&mut bytes)?)),
+            1 | 3 => {
                 let (raw, rest) = bytes.split_first_chunk::<8>().ok_or(StagingError("truncated double"))?;
                 bytes = rest;
                 Value::Double(f64::from_le_bytes(*raw))
             }
             _ => return Err(StagingError("unknown value tag")),
         };
-        f(series, ts, value);
+        let expiry = if tag >= 2 {
+            match unzigzag(get_varint(&mut bytes)?) {
+                0 => return Err(StagingError("expiry tag with no expiry")),
+                e => e,
+            }
+        } else {
+            0
+        };
+        f(series, ts, value, expiry);
     }
     Ok(())
 }
@@ -177,6 +201,11 @@ mod tests {
         )
         .is_err());
         assert_eq!(
+            decode(&sealed(&[2, 2, 2, 4, 0]), |_, _, _| {}),
+            Err(StagingError("unknown value tag")),
+            "reserved tags are refused"
+        );
+        assert_eq!(
             decode(&sealed(&[2, 2, 2, 5, 0]), |_, _, _| {}),
             Err(StagingError("unknown value tag")),
             "reserved tags are refused"
@@ -200,6 +229,24 @@ mod tests {
             }
         }
         assert!(decode(&buf[..buf.len() - 1], |_, _, _| {}).is_err());
+    }
+
+    #[test]
+    fn expiries_round_trip_beside_plain_points() {
+        let pts = [
+            (1u64, 10i64, Value::Long(5), 0i64),
+            (2, 11, Value::Double(0.5), 1_700_000_000_000),
+            (2, 12, Value::Long(-7), 1_700_000_000_001),
+            (3, 13, Value::Double(1.5), 0),
+        ];
+        let mut buf = Vec::new();
+        encode_expiring(pts.iter().copied(), &mut buf);
+        let mut got = Vec::new();
+        decode_expiring(&buf, |s, t, v, e| got.push((s, t, v, e))).unwrap();
+        assert_eq!(got, pts);
+        let mut plain = Vec::new();
+        encode(pts.iter().map(|p| (p.0, p.1, p.2)), &mut plain);
+        assert!(plain.len() < buf.len(), "points without expiry pay nothing");
     }
 
     proptest! {

@@ -1,6 +1,7 @@
 //! Reads from one RocksDB snapshot (see [`Store::view`]).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use kairos_protocols::{series_key, Value};
 use rocksdb::{DBRawIteratorWithThreadMode, ReadOptions, Snapshot, DB};
@@ -26,17 +27,61 @@ fn check_chunk(corrupt: &Corruptions, key: &[u8], value: &[u8], decoded: Result<
 pub struct View<'a> {
     store: &'a Store,
     snapshot: Snapshot<'a>,
+    /// The time the view hides expired points at (ttl expiries), fixed at creation so
+    /// one query sees one consistent set of points.
+    now: i64,
+    /// Per series, the time before which its points are hidden (its metric's
+    /// retention, see [`View::hide_before`]); readers made afterwards apply it.
+    cutoffs: std::sync::Mutex<Arc<HashMap<SeriesId, i64>>>,
 }
 
-/// Points of one series still in the staging log, with their arrival order.
-pub type StagedPoints = HashMap<SeriesId, Vec<(i64, u64, Value)>>;
+/// Points of one series still in the staging log, with their arrival order and
+/// whether they have expired.
+pub type StagedPoints = HashMap<SeriesId, Vec<(i64, u64, Value, bool)>>;
 
 impl<'a> View<'a> {
     pub(super) fn new(store: &'a Store) -> View<'a> {
         View {
             store,
             snapshot: store.db.snapshot(),
+            now: super::expiry::now_ms(),
+            cutoffs: Default::default(),
         }
+    }
+
+    /// Hides the points of `series` before `cutoff` from the readers and staged points
+    /// read afterwards (a retention policy's limit).
+    pub fn hide_before(&self, series: impl IntoIterator<Item = SeriesId>, cutoff: i64) {
+        let mut guard = self.cutoffs.lock().unwrap_or_else(|e| e.into_inner());
+        let map = Arc::make_mut(&mut guard);
+        map.extend(series.into_iter().map(|id| (id, cutoff)));
+    }
+
+    /// Hides, for each metric of `metrics` under a retention policy, the points of its
+    /// series (`series_of(metric)`) before the policy's cutoff at [`View::now`].
+    pub fn apply_retention<'m, I: IntoIterator<Item = SeriesId>>(
+        &self,
+        metrics: impl IntoIterator<Item = &'m str>,
+        mut series_of: impl FnMut(&'m str) -> I,
+    ) {
+        let retention = self.store.retention();
+        if retention.is_empty() {
+            return;
+        }
+        for m in metrics {
+            if let Some(cutoff) = retention.cutoff_for_metric(m, self.now) {
+                self.hide_before(series_of(m), cutoff);
+            }
+        }
+    }
+
+    fn cutoffs(&self) -> Arc<HashMap<SeriesId, i64>> {
+        Arc::clone(&self.cutoffs.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The time this view hides expired points at.
+    pub fn now(&self) -> i64 {
+        self.now
     }
 
     fn read_options(&self) -> ReadOptions {
@@ -79,6 +124,63 @@ impl<'a> View<'a> {
             out.push(String::from_utf8_lossy(&k[1..]).into_owned());
             true
         })?;
+        Ok(out)
+    }
+
+    /// Those of `names` (metric names) that still hold a visible point: a metric whose
+    /// every point has expired (ttl or retention) is left out. Costs nothing on a store
+    /// where nothing can expire; otherwise, per metric, its series are read newest
+    /// chunk first until a visible point turns up (usually the first chunk read).
+    pub fn live_metrics(&self, names: Vec<String>) -> Result<Vec<String>, StoreError> {
+        if !self.store.may_expire() {
+            return Ok(names);
+        }
+        let mut reader = self.points();
+        let mut out = Vec::with_capacity(names.len());
+        let mut unsure: Vec<(String, Vec<SeriesId>, i64)> = Vec::new();
+        for name in names {
+            let cutoff = self
+                .store
+                .retention()
+                .cutoff_for_metric(&name, self.now)
+                .unwrap_or(i64::MIN);
+            let ids: Vec<SeriesId> = self.series_of_metric(&name)?.into_iter().map(|(id, _)| id).collect();
+            let mut live = false;
+            for &id in &ids {
+                if reader.has_visible_point(id, cutoff)? {
+                    live = true;
+                    break;
+                }
+            }
+            if live {
+                out.push(name);
+            } else if !ids.is_empty() {
+                unsure.push((name, ids, cutoff));
+            }
+        }
+        if !unsure.is_empty() {
+            // Points not yet promoted count too (one pass over the staging log).
+            let all: HashSet<SeriesId> = unsure.iter().flat_map(|u| u.1.iter().copied()).collect();
+            let staged = self.staged_points(&all, i64::MIN, i64::MAX)?;
+            for (name, ids, cutoff) in unsure {
+                let live = ids.iter().any(|id| {
+                    staged.get(id).is_some_and(|pts| {
+                        let mut last: HashMap<i64, (u64, bool)> = HashMap::new();
+                        for &(ts, seq, _, dead) in pts {
+                            let e = last.entry(ts).or_insert((seq, dead));
+                            if seq >= e.0 {
+                                *e = (seq, dead);
+                            }
+                        }
+                        last.iter().any(|(&ts, &(_, dead))| !dead && ts >= cutoff)
+                    })
+                });
+                if live {
+                    out.push(name);
+                }
+            }
+            out.sort();
+        }
         Ok(out)
     }
 
@@ -183,6 +285,8 @@ impl<'a> View<'a> {
             width: self.store.bucket_width,
             scratch: Vec::new(),
             decoded: 0,
+            now: self.now,
+            cutoffs: self.cutoffs(),
         }
     }
 
@@ -193,18 +297,23 @@ impl<'a> View<'a> {
         let mut out = StagedPoints::new();
         let mut seq = 0u64;
         let mut record_points = Vec::new();
+        let cutoffs = self.cutoffs();
         self.scan_prefix(CF_STAGING, &[], |key, record| {
             record_points.clear();
-            let decoded = staging::decode(record, |id, ts, value| {
+            let now = self.now;
+            let decoded = staging::decode_expiring(record, |id, ts, value, expiry| {
+                // An expired point still replaces an older one at its timestamp (last
+                // write wins), so it is kept here as a marker and dropped after the fold.
                 if ts >= start && ts <= end && series.contains(&id) {
-                    record_points.push((id, ts, value));
+                    let hidden = !cutoffs.is_empty() && cutoffs.get(&id).is_some_and(|&c| ts < c);
+                    record_points.push((id, ts, value, hidden || super::expiry::expired(expiry, now)));
                 }
             });
             match decoded {
                 Ok(()) => {
-                    for &(id, ts, value) in &record_points {
+                    for &(id, ts, value, dead) in &record_points {
                         seq += 1;
-                        out.entry(id).or_default().push((ts, seq, value));
+                        out.entry(id).or_default().push((ts, seq, value, dead));
                     }
                 }
                 Err(e) => self.store.corrupt.report(CF_STAGING, key, e),
@@ -223,9 +332,37 @@ pub struct PointReader<'v> {
     width: i64,
     scratch: Vec<(i64, Value)>,
     decoded: u64,
+    /// Points expired by then are hidden (see [`View::now`]).
+    now: i64,
+    /// See [`View::hide_before`].
+    cutoffs: Arc<HashMap<SeriesId, i64>>,
 }
 
 impl PointReader<'_> {
+    /// The retention cutoff of series `id`, if any.
+    #[inline]
+    fn cutoff(&self, id: SeriesId) -> Option<i64> {
+        if self.cutoffs.is_empty() {
+            return None;
+        }
+        self.cutoffs.get(&id).copied()
+    }
+
+    /// Drops the points of `out[before..]` hidden by series `id`'s retention.
+    #[inline]
+    fn hide(&self, id: SeriesId, out: &mut Vec<(i64, Value)>, before: usize) {
+        if let Some(c) = self.cutoff(id) {
+            let mut keep = before;
+            for i in before..out.len() {
+                if out[i].0 >= c {
+                    out[keep] = out[i];
+                    keep += 1;
+                }
+            }
+            out.truncate(keep);
+        }
+    }
+
     /// The store's bucket width in ms.
     pub fn bucket_width(&self) -> i64 {
         self.width
@@ -278,7 +415,21 @@ impl PointReader<'_> {
         if series != id || bucket < from || bucket > last {
             return Ok(None);
         }
-        let (n, first) = match chunk::header(v) {
+        let cutoff = self.cutoff(id).filter(|&c| bucket < c);
+        let header = if chunk::has_expiry(v) || cutoff.is_some() {
+            // The header counts hidden points too: count the visible ones instead.
+            self.scratch.clear();
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let r = chunk::decode_live(v, self.now, &mut scratch).map(|()| {
+                self.hide(id, &mut scratch, 0);
+                (scratch.len(), scratch.first().map_or(0, |p| p.0))
+            });
+            self.scratch = scratch;
+            r
+        } else {
+            chunk::header(v)
+        };
+        let (n, first) = match header {
             Ok(h) => h,
             Err(e) => {
                 self.corrupt.report(CF_POINTS, k, e);
@@ -299,11 +450,15 @@ impl PointReader<'_> {
         let Some(v) = self.it.value() else {
             return Ok(());
         };
+        let before = out.len();
         // The header already counted these points as scanned.
-        if let Err(e) = chunk::decode(v, out) {
+        if let Err(e) = chunk::decode_live(v, self.now, out) {
             if let Some(k) = self.it.key() {
                 self.corrupt.report(CF_POINTS, k, e);
             }
+        }
+        if let Some((id, _)) = self.it.key().and_then(keys::parse_point_key) {
+            self.hide(id, out, before);
         }
         Ok(())
     }
@@ -324,6 +479,32 @@ impl PointReader<'_> {
             .and_then(keys::parse_point_key)
             .filter(|&(s, b)| s == id && b <= last)
             .map(|(_, b)| b))
+    }
+
+    /// Whether series `id` holds a stored point not expired and at or after `cutoff`,
+    /// reading its chunks newest first and stopping at the first such point or at the
+    /// first bucket wholly before `cutoff`.
+    pub fn has_visible_point(&mut self, id: SeriesId, cutoff: i64) -> Result<bool, StoreError> {
+        self.it.seek_for_prev(keys::point_key(id, i64::MAX));
+        while self.it.valid() {
+            let (Some(k), Some(v)) = (self.it.key(), self.it.value()) else {
+                break;
+            };
+            let Some((series, bucket)) = keys::parse_point_key(k) else {
+                break;
+            };
+            if series != id || bucket.saturating_add(self.width) <= cutoff {
+                break;
+            }
+            self.scratch.clear();
+            check_chunk(self.corrupt, k, v, chunk::decode_live(v, self.now, &mut self.scratch));
+            if self.scratch.last().is_some_and(|p| p.0 >= cutoff) {
+                return Ok(true);
+            }
+            self.it.prev();
+        }
+        self.it.status()?;
+        Ok(false)
     }
 
     /// Decodes the last chunk of series `id` whose bucket is in `first..=to`.
@@ -362,8 +543,9 @@ impl PointReader<'_> {
             return Ok(None);
         }
         let before = out.len();
-        check_chunk(self.corrupt, k, v, chunk::decode(v, out));
+        check_chunk(self.corrupt, k, v, chunk::decode_live(v, self.now, out));
         self.decoded += (out.len() - before) as u64;
+        self.hide(id, out, before);
         Ok(Some(bucket))
     }
 
@@ -390,8 +572,9 @@ impl PointReader<'_> {
                 break;
             }
             self.scratch.clear();
-            check_chunk(self.corrupt, k, v, chunk::decode(v, &mut self.scratch));
+            check_chunk(self.corrupt, k, v, chunk::decode_live(v, self.now, &mut self.scratch));
             self.decoded += self.scratch.len() as u64;
+            let start = self.cutoff(id).map_or(start, |c| c.max(start));
             out.extend(self.scratch.iter().filter(|(ts, _)| *ts >= start && *ts <= end));
             // Stepping past the last bucket would make RocksDB resolve a key we do not want.
             if bucket == last_bucket {

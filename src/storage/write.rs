@@ -70,6 +70,7 @@ impl Store {
         let points = self.cf(CF_POINTS);
         let mut decoded = Vec::new();
         let mut encoded = Vec::new();
+        let mut expiries: Vec<i64> = Vec::new();
         let first = keys::bucket_start(start, self.bucket_width()) as i128;
         let last = keys::bucket_start(end, self.bucket_width()) as i128;
         // Whole buckets: [full_lo, full_hi) in bucket starts.
@@ -100,12 +101,24 @@ impl Store {
                     continue;
                 };
                 decoded.clear();
-                chunk::decode(&value, &mut decoded).map_err(|_| StoreError::Corrupt {
+                expiries.clear();
+                chunk::decode_expiring(&value, &mut decoded, &mut expiries).map_err(|_| StoreError::Corrupt {
                     cf: CF_POINTS,
                     what: "chunk",
                 })?;
                 let before = decoded.len();
-                decoded.retain(|&(ts, _)| ts < start || ts > end);
+                // Points and their expiries (ms, 0 = never) stay paired.
+                let mut keep = 0;
+                for i in 0..decoded.len() {
+                    let ts = decoded[i].0;
+                    if ts < start || ts > end {
+                        decoded[keep] = decoded[i];
+                        expiries[keep] = expiries[i];
+                        keep += 1;
+                    }
+                }
+                decoded.truncate(keep);
+                expiries.truncate(keep);
                 left |= !decoded.is_empty();
                 if decoded.len() == before {
                     continue;
@@ -115,7 +128,7 @@ impl Store {
                     plan.batch.delete_cf(points, key);
                 } else {
                     encoded.clear();
-                    chunk::encode(&decoded, &mut encoded);
+                    chunk::encode_expiring(&decoded, &expiries, &mut encoded);
                     plan.batch.put_cf(points, key, &encoded);
                 }
             }
@@ -185,6 +198,15 @@ impl Commit<'_> {
         let tag_index = s.cf(CF_TAG_INDEX);
         for (k, v) in tags {
             self.batch.put_cf(tag_index, keys::tag_index_key(metric, k, v, id), []);
+        }
+    }
+
+    /// Notes in the store that points with an expiry exist (once; see
+    /// [`Store::expiring`]).
+    pub fn mark_expiring(&mut self) {
+        let s = self.store;
+        if !s.expiring.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            self.batch.put_cf(s.cf(CF_META), super::META_EXPIRING, [1]);
         }
     }
 
