@@ -115,6 +115,11 @@ pub struct Config {
     pub query_threads: usize,
     pub query_queue_timeout: Duration,
     pub server_type: ServerType,
+    /// Decompressed bytes one import may read (`kairosd.import.max_bytes`).
+    pub import_max_bytes: u64,
+    /// Imports from a URL may fetch from loopback and private addresses.
+    pub import_url_allow_private: bool,
+    pub import_url_timeout: Duration,
 }
 
 /// A config key: its name, default (as written in the file) and what it is for.
@@ -441,6 +446,24 @@ pub const KEYS: &[Key] = &[
         "Endpoint groups served: ALL or a comma list of INGEST, QUERY, DELETE (others answer 403).",
         |c, v| c.server_type = ServerType::parse(v)?
     ),
+    key!(
+        "kairosd.import.max_bytes",
+        "17179869184",
+        "Most bytes one import (POST /api/v1/import, kairosd ingest) may read, counted after decompression (413).",
+        |c, v| c.import_max_bytes = positive(v)?
+    ),
+    key!(
+        "kairosd.import.url.allow_private",
+        "false",
+        "true: imports from a URL may fetch from loopback, private and link-local addresses (refused by default).",
+        |c, v| c.import_url_allow_private = boolean(v)?
+    ),
+    key!(
+        "kairosd.import.url.timeout_ms",
+        "60000",
+        "How long an import from a URL waits to connect and for each read.",
+        |c, v| c.import_url_timeout = millis(v)?
+    ),
 ];
 
 /// The text of `kairos.properties.example`: every key with its default and purpose.
@@ -507,6 +530,9 @@ impl Default for Config {
                 query: true,
                 delete: true,
             },
+            import_max_bytes: 0,
+            import_url_allow_private: false,
+            import_url_timeout: Duration::ZERO,
         };
         for key in KEYS {
             (key.apply)(&mut config, key.default).expect("defaults are valid");

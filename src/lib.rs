@@ -9,6 +9,8 @@
 //!   Graphite plaintext on 2003 (TCP and UDP), Graphite pickle on 2004.
 //! - [`http`] — the REST API: a router and one handler file per endpoint group (ingest,
 //!   query, delete, metadata, health, `/metrics`).
+//! - [`import`] — file imports: stored sources, the import engine (staged, published in
+//!   one write), jobs, quarantine.
 //! - [`ingest`] — the bounded, permit-counted queue between listeners and the writer.
 //! - [`writer`] — the single thread that allocates series ids, group-commits batches and
 //!   applies deletes in order with them.
@@ -24,6 +26,7 @@
 pub mod config;
 pub mod health;
 pub mod http;
+pub mod import;
 pub mod ingest;
 pub mod listener;
 pub mod maintenance;

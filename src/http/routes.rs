@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use tokio::sync::Semaphore;
 
 use super::response::{self, Resp};
-use super::{delete, health, ingest, metadata, query};
+use super::{delete, health, import, ingest, metadata, quarantine, query, sources};
 use crate::config::ServerType;
 use crate::ingest::IngestHandle;
 use crate::metrics::Metrics;
@@ -38,6 +38,8 @@ pub struct HttpContext {
     pub query_queue_timeout: Duration,
     pub query_threads: usize,
     pub server_type: ServerType,
+    /// File imports: sources, jobs, the import engine's limits.
+    pub imports: Arc<crate::import::ImportContext>,
 }
 
 impl HttpContext {
@@ -68,6 +70,44 @@ enum Route {
     HealthCheck,
     HealthStatus,
     SelfMetrics,
+    Import { vm: bool },
+    ImportAnalyze,
+    ImportJobs,
+    ImportJob(String),
+    Sources,
+    Source(String, Option<String>),
+    Quarantine,
+}
+
+/// The import endpoints (spec `import.md` §4).
+fn import_route(path: &str) -> Option<(Route, &'static [Method], Group)> {
+    const GET: &[Method] = &[Method::GET];
+    const POST: &[Method] = &[Method::POST];
+    Some(match path {
+        "/api/v1/import" => (Route::Import { vm: false }, POST, Group::Ingest),
+        "/api/v1/import/csv" => (Route::Import { vm: true }, POST, Group::Ingest),
+        "/api/v1/import/analyze" => (Route::ImportAnalyze, POST, Group::Ingest),
+        "/api/v1/import/jobs" => (Route::ImportJobs, GET, Group::Ingest),
+        "/api/v1/sources" => (Route::Sources, &[Method::GET, Method::POST], Group::Ingest),
+        "/api/v1/quarantine" => (Route::Quarantine, &[Method::GET, Method::DELETE], Group::Ingest),
+        _ => {
+            if let Some(id) = path.strip_prefix("/api/v1/import/jobs/") {
+                return Some((Route::ImportJob(id.to_owned()), &[Method::GET, Method::DELETE], Group::Ingest));
+            }
+            let rest = path.strip_prefix("/api/v1/sources/")?;
+            let (name, action) = match rest.split_once('/') {
+                Some((n, a)) => (n, Some(a.to_owned())),
+                None => (rest, None),
+            };
+            let methods: &'static [Method] = if action.is_some() {
+                POST
+            } else {
+                &[Method::GET, Method::PUT, Method::DELETE]
+            };
+            let _ = GET;
+            (Route::Source(response::percent_decode(name), action), methods, Group::Ingest)
+        }
+    })
 }
 
 fn route(path: &str) -> Option<(Route, &'static [Method], Group)> {
@@ -85,6 +125,9 @@ fn route(path: &str) -> Option<(Route, &'static [Method], Group)> {
         "/api/v1/health/check" => (Route::HealthCheck, GET, Group::Always),
         "/api/v1/health/status" => (Route::HealthStatus, GET, Group::Always),
         "/metrics" => (Route::SelfMetrics, GET, Group::Always),
+        p if p.starts_with("/api/v1/import") || p.starts_with("/api/v1/sources") || p == "/api/v1/quarantine" => {
+            return import_route(p)
+        }
         _ => {
             let name = path.strip_prefix("/api/v1/metric/")?;
             (
@@ -150,6 +193,13 @@ pub async fn handle(req: Request<Incoming>, peer: SocketAddr, ctx: &HttpContext)
         Route::HealthCheck => health::check(ctx),
         Route::HealthStatus => health::status(ctx),
         Route::SelfMetrics => health::metrics(ctx),
+        Route::Import { vm } => import::import(req, ctx, vm).await,
+        Route::ImportAnalyze => import::analyze(req, ctx).await,
+        Route::ImportJobs => import::list_jobs(req.uri().query().unwrap_or(""), ctx),
+        Route::ImportJob(id) => import::job(&id, method == Method::DELETE, ctx),
+        Route::Sources => sources::collection(req, ctx).await,
+        Route::Source(name, action) => sources::one(req, &name, action.as_deref(), ctx).await,
+        Route::Quarantine => quarantine::handle(&req, ctx),
     };
     if gzip {
         response::gzip(resp).await

@@ -7,6 +7,7 @@ pub mod chunk;
 pub mod corrupt;
 pub mod faults;
 pub mod handle;
+pub mod imports;
 pub mod keys;
 pub mod staging;
 pub mod view;
@@ -47,7 +48,7 @@ pub const CF_STAGING: &str = "staging";
 /// name, a zero byte, the record's key, a zero byte, 8 bytes of nanoseconds since the
 /// epoch when it was moved (so several versions of one key are kept).
 pub const CF_QUARANTINE: &str = "quarantine";
-pub const ALL_CFS: [&str; 8] = [
+pub const ALL_CFS: [&str; 12] = [
     CF_META,
     CF_SERIES,
     CF_SERIES_BY_ID,
@@ -56,6 +57,10 @@ pub const ALL_CFS: [&str; 8] = [
     CF_POINTS,
     CF_STAGING,
     CF_QUARANTINE,
+    imports::CF_SOURCES,
+    imports::CF_IMPORT_JOBS,
+    imports::CF_IMPORT_QUARANTINE,
+    imports::CF_IMPORT_STAGING,
 ];
 
 pub(crate) const META_SCHEMA_VERSION: &[u8] = b"schema_version";
@@ -275,6 +280,7 @@ pub(crate) fn cf_options(name: &str) -> Options {
         CF_POINTS => points_cf_options(),
         CF_STAGING => staging_cf_options(),
         CF_SERIES => series_cf_options(),
+        imports::CF_IMPORT_STAGING => imports::import_staging_cf_options(),
         _ => index_cf_options(),
     }
 }
