@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //!
+//! - [`cli`] — the command line: `serve`, `ingest`, `tail`, `sources`, `check`, `compact`.
 //! - [`config`] / [`properties`] — `kairos.properties` and its keys.
 //! - [`server`] — starts the store, the writer and the listeners; shuts them down in order.
 //! - [`listener`] — the accept loop with its connection cap, shared by every listener.
@@ -23,6 +24,7 @@
 //!
 //! Decoding of every wire format lives in the IO-free `kairos-protocols` crate.
 
+pub mod cli;
 pub mod config;
 pub mod health;
 pub mod http;
