@@ -54,6 +54,7 @@ fn parse_bool(name: &str, v: Option<String>) -> Result<bool, ImportResult> {
 pub fn params(ctx: &ImportContext, query: &str, vm_format: Option<String>) -> Result<ImportParams, ImportResult> {
     let q = |n: &str| query_param(query, n);
     let store = ctx.store.get().map_err(|e| ImportResult::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let vm = vm_format.is_some();
     let columns = vm_format.or_else(|| q("columns"));
     let source = match (q("source"), columns) {
         (_, Some(desc)) => {
@@ -70,7 +71,7 @@ pub fn params(ctx: &ImportContext, query: &str, vm_format: Option<String>) -> Re
         }
     };
     let mut p = ImportParams::new(source);
-    if let Some(f) = q("format") {
+    if let Some(f) = q("format").filter(|_| !vm) {
         p.format = Some(Format::parse(&f).ok_or_else(|| {
             bad(format!(
                 "format={f:?} is not one of csv, tsv, ndjson, json, parquet, kairosdb"
