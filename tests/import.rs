@@ -106,7 +106,10 @@ fn case01_csv_row_gives_one_point_per_value_column() {
     let f = file(&tmp, "data.csv", ROW1.as_bytes());
     let o = ingest(&d, &["w", &f], None);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert_eq!(values(&d, "w.temp", json!({"station": ["s1"]})), [(1700000000000, json!(20.5))]);
+    assert_eq!(
+        values(&d, "w.temp", json!({"station": ["s1"]})),
+        [(1700000000000, json!(20.5))]
+    );
     let hum = values(&d, "w.hum", json!({"station": ["s1"]}));
     assert_eq!(hum, [(1700000000000, json!(40))]);
     assert!(hum[0].1.is_i64(), "40 is stored as a long");
@@ -116,7 +119,11 @@ fn case01_csv_row_gives_one_point_per_value_column() {
 fn case02_ndjson_multipart_and_unnamed_gzip_give_the_same_points() {
     let d = daemon_with_w();
     let tmp = tempfile::tempdir().unwrap();
-    let nd = file(&tmp, "rows.ndjson", br#"{"time":1700000000,"station":"s1","temp":20.5,"hum":40}"#);
+    let nd = file(
+        &tmp,
+        "rows.ndjson",
+        br#"{"time":1700000000,"station":"s1","temp":20.5,"hum":40}"#,
+    );
     // curl's multipart upload, the part named after the format.
     let out = Command::new("curl")
         .args(["-s", "-w", "\n%{http_code}", "-F", &format!("ndjson=@{nd}")])
@@ -126,7 +133,10 @@ fn case02_ndjson_multipart_and_unnamed_gzip_give_the_same_points() {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.ends_with("\n200"), "{text}");
     let body: Value = serde_json::from_str(text.rsplit_once('\n').unwrap().0).unwrap();
-    assert_eq!((body["format"].as_str(), body["points_written"].as_u64()), (Some("ndjson"), Some(2)));
+    assert_eq!(
+        (body["format"].as_str(), body["points_written"].as_u64()),
+        (Some("ndjson"), Some(2))
+    );
     assert_eq!(values(&d, "w.temp", json!({})), [(1700000000000, json!(20.5))]);
 
     // Gzip on stdin, no name to tell the format or the compression.
@@ -166,7 +176,11 @@ fn case04_rfc3339_with_offset_and_date_only() {
 fn case05_unit_mismatch_is_quarantined_and_nanoseconds_floor_to_ms() {
     let d = daemon_with_w();
     let tmp = tempfile::tempdir().unwrap();
-    let f = file(&tmp, "mixed.csv", b"time,station,temp,hum\n1700000000000,s1,1,2\n1700000001,s1,3,4\n");
+    let f = file(
+        &tmp,
+        "mixed.csv",
+        b"time,station,temp,hum\n1700000000000,s1,1,2\n1700000001,s1,3,4\n",
+    );
     let o = ingest(&d, &["w", &f, "--json"], None);
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     let body: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -180,13 +194,24 @@ fn case05_unit_mismatch_is_quarantined_and_nanoseconds_floor_to_ms() {
 #[test]
 fn case06_a_bad_cell_quarantines_the_whole_row_naming_line_and_column() {
     let d = daemon_with_w();
-    let r = import(&d, "source=w", b"time,station,temp,hum\n1700000000,s1,abc,40\n1700000001,s1,21,41\n");
+    let r = import(
+        &d,
+        "source=w",
+        b"time,station,temp,hum\n1700000000,s1,abc,40\n1700000001,s1,21,41\n",
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let b = r.json();
     assert_eq!((b["rows"].as_u64(), b["quarantine_rows"].as_u64()), (Some(2), Some(1)));
     let e = &b["errors"][0];
-    assert_eq!((e["line"].as_u64(), e["column_index"].as_u64()), (Some(2), Some(3)), "{b}");
-    assert_eq!((e["column"].as_str(), e["kind"].as_str()), (Some("temp"), Some("bad_value")));
+    assert_eq!(
+        (e["line"].as_u64(), e["column_index"].as_u64()),
+        (Some(2), Some(3)),
+        "{b}"
+    );
+    assert_eq!(
+        (e["column"].as_str(), e["kind"].as_str()),
+        (Some("temp"), Some("bad_value"))
+    );
     // The row's good cell (hum=40) is not stored either.
     assert_eq!(values(&d, "w.hum", json!({})), [(1700000001000, json!(41))]);
     let q = quarantine(&d, "source=w&kind=bad_value");
@@ -231,7 +256,11 @@ fn case09_a_header_without_a_mapped_column_fails_before_any_row() {
 #[test]
 fn case10_nothing_usable_or_abort_is_422_and_commits_nothing() {
     let d = daemon_with_w();
-    let r = import(&d, "source=w", b"time,station,temp,hum\n1700000000,s1,x,y\n1700000001,s1,z,w\n");
+    let r = import(
+        &d,
+        "source=w",
+        b"time,station,temp,hum\n1700000000,s1,x,y\n1700000001,s1,z,w\n",
+    );
     assert_eq!(r.status, 422, "{}", r.text());
     let mut big = String::from("time,station,temp,hum\n");
     for i in 0..1000 {
@@ -267,11 +296,19 @@ fn case11_raw_quarantine_is_header_plus_bad_lines_and_reimports_cleanly() {
 #[test]
 fn case12_row_counts_are_queryable_as_points() {
     let d = daemon_with_w();
-    let r = import(&d, "source=w", b"time,station,temp,hum\n1700000000,s1,abc,40\n1700000001,s1,21,41\n");
+    let r = import(
+        &d,
+        "source=w",
+        b"time,station,temp,hum\n1700000000,s1,abc,40\n1700000001,s1,21,41\n",
+    );
     assert_eq!(r.status, 200);
     let bad = d.wait_for_points("kairosd.import.rows", 1);
     assert!(!bad.is_empty());
-    let v = values(&d, "kairosd.import.rows", json!({"kind": ["bad_value"], "source": ["w"]}));
+    let v = values(
+        &d,
+        "kairosd.import.rows",
+        json!({"kind": ["bad_value"], "source": ["w"]}),
+    );
     assert_eq!(v.iter().map(|p| p.1.as_i64().unwrap()).sum::<i64>(), 1);
     let v = values(&d, "kairosd.import.rows", json!({"kind": ["accepted"]}));
     assert_eq!(v.iter().map(|p| p.1.as_i64().unwrap()).sum::<i64>(), 1);
@@ -284,7 +321,10 @@ fn case13_appending_the_same_file_twice_changes_nothing() {
     for _ in 0..2 {
         assert_eq!(import(&d, "source=w", body.as_bytes()).status, 200);
     }
-    assert_eq!(values(&d, "w.temp", json!({})), [(1700000000000, json!(1)), (1700000001000, json!(3))]);
+    assert_eq!(
+        values(&d, "w.temp", json!({})),
+        [(1700000000000, json!(1)), (1700000001000, json!(3))]
+    );
 }
 
 #[test]
@@ -305,8 +345,14 @@ fn case14_ledger_keeps_the_first_write() {
     let b = r.json();
     assert_eq!(b["points_conflicting"], 2, "{b}");
     assert_eq!(b["points_skipped_duplicate"], 1, "{b}");
-    assert_eq!(values(&d, "w.temp", json!({"station": ["s1"]})), [(1700000000000, json!(10))]);
-    assert_eq!(values(&d, "w.temp", json!({"station": ["s2"]})), [(1700000005000, json!(7))]);
+    assert_eq!(
+        values(&d, "w.temp", json!({"station": ["s1"]})),
+        [(1700000000000, json!(10))]
+    );
+    assert_eq!(
+        values(&d, "w.temp", json!({"station": ["s2"]})),
+        [(1700000005000, json!(7))]
+    );
     assert!(b["errors"].as_array().unwrap().iter().any(|e| e["kind"] == "conflict"));
 }
 
@@ -324,9 +370,16 @@ fn case15_replace_swaps_the_range_and_quarantines_rows_outside() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let b = r.json();
-    assert_eq!((b["points_replaced"].as_u64(), b["quarantine_rows"].as_u64()), (Some(2), Some(1)), "{b}");
+    assert_eq!(
+        (b["points_replaced"].as_u64(), b["quarantine_rows"].as_u64()),
+        (Some(2), Some(1)),
+        "{b}"
+    );
     assert_eq!(b["errors"][0]["kind"], "outside_replace_range");
-    let got: Vec<i64> = values(&d, "w.temp", json!({})).iter().map(|p| p.1.as_i64().unwrap()).collect();
+    let got: Vec<i64> = values(&d, "w.temp", json!({}))
+        .iter()
+        .map(|p| p.1.as_i64().unwrap())
+        .collect();
     assert_eq!(got, [10, 11, 12, 3]);
 }
 
@@ -341,17 +394,37 @@ fn case16_replace_by_tag_keeps_other_series_and_needs_a_range() {
         b"time,station,temp,hum\n1704069000,s1,9,\n",
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(values(&d, "w.temp", json!({"station": ["s1"]})), [(1704069000000, json!(9))]);
-    assert_eq!(values(&d, "w.temp", json!({"station": ["s2"]})), [(1704067800000, json!(2))]);
-    let r = import(&d, "source=w&mode=replace", b"time,station,temp,hum\n1704069000,s1,9,\n");
+    assert_eq!(
+        values(&d, "w.temp", json!({"station": ["s1"]})),
+        [(1704069000000, json!(9))]
+    );
+    assert_eq!(
+        values(&d, "w.temp", json!({"station": ["s2"]})),
+        [(1704067800000, json!(2))]
+    );
+    let r = import(
+        &d,
+        "source=w&mode=replace",
+        b"time,station,temp,hum\n1704069000,s1,9,\n",
+    );
     assert_eq!(r.status, 400, "{}", r.text());
 }
 
 /// Sends a chunked request in two pieces; `between` runs after the first.
-fn two_part_request(addr: std::net::SocketAddr, path: &str, first: &[u8], second: &[u8], between: impl FnOnce()) -> HttpResponse {
+fn two_part_request(
+    addr: std::net::SocketAddr,
+    path: &str,
+    first: &[u8],
+    second: &[u8],
+    between: impl FnOnce(),
+) -> HttpResponse {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(s, "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .unwrap();
     write!(s, "{:x}\r\n", first.len()).unwrap();
     s.write_all(first).unwrap();
     s.write_all(b"\r\n").unwrap();
@@ -380,7 +453,10 @@ fn wait_job(d: &Daemon, pred: impl Fn(&Value) -> bool) -> Value {
 #[test]
 fn case17_a_live_write_during_a_replace_is_kept() {
     let d = daemon_with_w();
-    assert_eq!(import(&d, "source=w", b"time,station,temp,hum\n1704067800,s1,1,\n").status, 200);
+    assert_eq!(
+        import(&d, "source=w", b"time,station,temp,hum\n1704067800,s1,1,\n").status,
+        200
+    );
     let r = two_part_request(
         d.http,
         "/api/v1/import?source=w&mode=replace&replace_start=1704067200000&replace_end=1704070800000",
@@ -399,7 +475,10 @@ fn case17_a_live_write_during_a_replace_is_kept() {
         },
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    let got: Vec<i64> = values(&d, "w.temp", json!({})).iter().map(|p| p.1.as_i64().unwrap()).collect();
+    let got: Vec<i64> = values(&d, "w.temp", json!({}))
+        .iter()
+        .map(|p| p.1.as_i64().unwrap())
+        .collect();
     assert_eq!(got, [9, 8, 77], "the old point goes, the file's and the live one stay");
 }
 
@@ -408,7 +487,12 @@ fn case18_kill9_mid_import_leaves_nothing_and_async_jobs_finish() {
     let d = daemon_with_w();
     let mut s = TcpStream::connect(d.http).unwrap();
     let first = b"time,station,temp,hum\n1700000000,s1,1,2\n1700000001,newstation,3,4\n";
-    write!(s, "POST /api/v1/import?source=w HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n", first.len()).unwrap();
+    write!(
+        s,
+        "POST /api/v1/import?source=w HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        first.len()
+    )
+    .unwrap();
     s.write_all(first).unwrap();
     s.write_all(b"\r\n").unwrap();
     s.flush().unwrap();
@@ -427,7 +511,15 @@ fn case18_kill9_mid_import_leaves_nothing_and_async_jobs_finish() {
     let job = wait_job(&d, |j| j["id"] == id.as_str() && j["status"] == "done");
     let sync = import(&d, "source=w", ROW1.as_bytes()).json();
     let result = &job["result"];
-    for k in ["rows", "rows_accepted", "points", "points_written", "quarantine_rows", "invalid_lines", "status"] {
+    for k in [
+        "rows",
+        "rows_accepted",
+        "points",
+        "points_written",
+        "quarantine_rows",
+        "invalid_lines",
+        "status",
+    ] {
         assert_eq!(result[k], sync[k], "{k}: {result} vs {sync}");
     }
     assert_eq!(d.get(&format!("/api/v1/import/jobs/{id}")).json()["status"], "done");
@@ -445,7 +537,10 @@ fn case19_usage_errors_and_disabled_sources_exit_2_and_summaries_are_plain() {
     let err = stderr(&o);
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 3, "one line per file plus total, no progress: {err:?}");
-    assert!(lines[0].starts_with("w: ") && lines[0].contains("1 rows, 2 points"), "{err}");
+    assert!(
+        lines[0].starts_with("w: ") && lines[0].contains("1 rows, 2 points"),
+        "{err}"
+    );
     assert!(lines[2].starts_with("total: 2 files, 2 rows, 4 points"), "{err}");
     assert!(!err.contains('\r'), "a progress bar was drawn: {err:?}");
     let r = http(d.http, "POST", "/api/v1/sources/w/disable", &[], b"");
@@ -470,10 +565,16 @@ fn case20_tail_prints_the_newest_points_oldest_first() {
     );
     let o = kairosd(&["tail", "w.temp", "-n", "2", "--url", &u], None);
     let table = String::from_utf8_lossy(&o.stdout);
-    assert!(table.contains("2023-11-14T22:13:22.000Z") && !table.contains("22:13:20"), "{table}");
+    assert!(
+        table.contains("2023-11-14T22:13:22.000Z") && !table.contains("22:13:20"),
+        "{table}"
+    );
     let o = kairosd(&["tail", "w.temp", "-n", "1", "-o", "ndjson", "--url", &u], None);
     let line: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(line, json!({"time": "2023-11-14T22:13:22.000Z", "value": 3, "tags": {"station": "s1"}}));
+    assert_eq!(
+        line,
+        json!({"time": "2023-11-14T22:13:22.000Z", "value": 3, "tags": {"station": "s1"}})
+    );
     assert_eq!(code(&kairosd(&["tail", "no.such", "--url", &u], None)), 1);
 }
 
@@ -481,7 +582,10 @@ fn case20_tail_prints_the_newest_points_oldest_first() {
 fn case21_points_beyond_the_retention_are_quarantined() {
     let d = Daemon::start(&[]);
     add_source(&d, &W.replace("\"retention\":\"0\"", "\"retention\":\"1d\""));
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let body = format!("time,station,temp,hum\n{},s1,1,\n{},s1,2,\n", now - 2 * 86400, now - 60);
     let r = import(&d, "source=w", body.as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
@@ -492,9 +596,16 @@ fn case21_points_beyond_the_retention_are_quarantined() {
 #[test]
 fn case22_victoriametrics_column_descriptors() {
     let d = Daemon::start(&[]);
-    let r = import(&d, "columns=1:label:ticker,2:metric:ask,3:time:unix_ms", b"MSFT,3.21,1613408940000\n");
+    let r = import(
+        &d,
+        "columns=1:label:ticker,2:metric:ask,3:time:unix_ms",
+        b"MSFT,3.21,1613408940000\n",
+    );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(values(&d, "ask", json!({"ticker": ["MSFT"]})), [(1613408940000, json!(3.21))]);
+    assert_eq!(
+        values(&d, "ask", json!({"ticker": ["MSFT"]})),
+        [(1613408940000, json!(3.21))]
+    );
     let r = http(
         d.http,
         "POST",
@@ -510,19 +621,35 @@ fn case22_victoriametrics_column_descriptors() {
 #[test]
 fn case23_analyze_detects_the_columns_and_its_source_posts() {
     let d = Daemon::start(&[]);
-    let r = http(d.http, "POST", "/api/v1/import/analyze?file=w.csv", &[], ROW1.as_bytes());
+    let r = http(
+        d.http,
+        "POST",
+        "/api/v1/import/analyze?file=w.csv",
+        &[],
+        ROW1.as_bytes(),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let a = r.json();
     let detected: Vec<(String, String)> = a["columns"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["name"].as_str().unwrap().to_owned(), c["detected"].as_str().unwrap().to_owned()))
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["detected"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         detected,
-        [("time", "timestamp"), ("station", "tag"), ("temp", "value"), ("hum", "value")]
-            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        [
+            ("time", "timestamp"),
+            ("station", "tag"),
+            ("temp", "value"),
+            ("hum", "value")
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
     );
     let r = d.post("/api/v1/sources", &a["source"].to_string());
     assert_eq!(r.status, 201, "{}", r.text());
@@ -560,7 +687,9 @@ fn import_from_a_url_runs_as_a_job_and_private_hosts_are_refused_by_default() {
     let r = import(&d, &format!("source=w&url=http://{addr}/data.csv"), b"");
     assert_eq!(r.status, 202, "{}", r.text());
     let id = r.json()["import_id"].as_str().unwrap().to_owned();
-    let job = wait_job(&d, |j| j["id"] == id.as_str() && j["status"] != "waiting" && j["status"] != "working");
+    let job = wait_job(&d, |j| {
+        j["id"] == id.as_str() && j["status"] != "waiting" && j["status"] != "working"
+    });
     assert_eq!(job["status"], "done", "{job}");
     assert_eq!(job["progress"]["bytes_total"], ROW1.len());
     assert_eq!(values(&d, "w.temp", json!({})).len(), 1);
@@ -574,7 +703,14 @@ fn import_from_a_url_runs_as_a_job_and_private_hosts_are_refused_by_default() {
     let r = import(&strict, &format!("source=w&url=http://{addr}/data.csv"), b"");
     let id = r.json()["import_id"].as_str().unwrap().to_owned();
     let job = wait_job(&strict, |j| j["id"] == id.as_str() && j["status"] == "error");
-    assert!(job["error"].as_str().unwrap().contains("127.0.0.1 is a loopback address") || job["error"].as_str().unwrap().contains("loopback"), "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1 is a loopback address")
+            || job["error"].as_str().unwrap().contains("loopback"),
+        "{job}"
+    );
 }
 
 #[test]
@@ -602,13 +738,34 @@ fn sources_crud_over_http_and_the_cli() {
     let d = Daemon::start(&[]);
     let u = url(&d);
     let o = kairosd(
-        &["sources", "add", "m", "--timestamp", "ts", "--tag", "host", "--value", "cpu", "--prefix", "sys.", "--url", &u],
+        &[
+            "sources",
+            "add",
+            "m",
+            "--timestamp",
+            "ts",
+            "--tag",
+            "host",
+            "--value",
+            "cpu",
+            "--prefix",
+            "sys.",
+            "--url",
+            &u,
+        ],
         None,
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let s = d.get("/api/v1/sources/m").json();
-    assert_eq!((s["version"].as_u64(), s["metric"]["prefix"].as_str()), (Some(1), Some("sys.")));
-    assert_eq!(d.post("/api/v1/sources", &s.to_string()).status, 409, "a second POST of a name");
+    assert_eq!(
+        (s["version"].as_u64(), s["metric"]["prefix"].as_str()),
+        (Some(1), Some("sys."))
+    );
+    assert_eq!(
+        d.post("/api/v1/sources", &s.to_string()).status,
+        409,
+        "a second POST of a name"
+    );
     let bad = d.post("/api/v1/sources", r#"{"name":"x","metric":{}}"#);
     assert_eq!(bad.status, 400, "{}", bad.text());
     let r = http(d.http, "PUT", "/api/v1/sources/m", &[], s.to_string().as_bytes());

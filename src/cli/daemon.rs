@@ -12,7 +12,11 @@ use crate::http::client::{self, Body, Url};
 /// `http://127.0.0.1:8080`.
 pub fn base_url(target: &Target) -> Result<Url, String> {
     if let Some(u) = &target.url {
-        let u = if u.contains("://") { u.clone() } else { format!("http://{u}") };
+        let u = if u.contains("://") {
+            u.clone()
+        } else {
+            format!("http://{u}")
+        };
         return Url::parse(u.trim_end_matches('/'));
     }
     let config = match &target.config {

@@ -163,11 +163,9 @@ fn progress_bar(total: Option<u64>, show: bool, name: &str) -> Option<ProgressBa
         Some(t) => {
             let b = ProgressBar::new(t);
             b.set_style(
-                ProgressStyle::with_template(
-                    "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+                ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
             );
             b
         }
@@ -201,13 +199,21 @@ pub fn run(args: IngestArgs) -> ExitCode {
         None => None,
         Some(f) => match Format::parse(f) {
             Some(f) => Some(f),
-            None => return super::usage(format!("--format {f:?}: use csv, tsv, ndjson, json, parquet or kairosdb")),
+            None => {
+                return super::usage(format!(
+                    "--format {f:?}: use csv, tsv, ndjson, json, parquet or kairosdb"
+                ))
+            }
         },
     };
     if args.mode != "append" && args.mode != "replace" {
         return super::usage(format!("--mode {:?}: use append or replace", args.mode));
     }
-    let files: Vec<String> = if args.stdin { vec!["-".to_owned()] } else { args.files.clone() };
+    let files: Vec<String> = if args.stdin {
+        vec!["-".to_owned()]
+    } else {
+        args.files.clone()
+    };
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
     let offline = match &args.target.data_dir {
         Some(dir) => match Offline::open(dir) {
@@ -359,7 +365,12 @@ fn import_http(d: &Daemon, args: &IngestArgs, format: Option<Format>, file: &str
         inner: reader,
         bar: bar.clone(),
     };
-    let result = d.call("POST", &path, &[("Content-Type", "application/octet-stream")], Body::Stream(&mut counting));
+    let result = d.call(
+        "POST",
+        &path,
+        &[("Content-Type", "application/octet-stream")],
+        Body::Stream(&mut counting),
+    );
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -398,7 +409,9 @@ fn import_offline(o: &Offline, args: &IngestArgs, format: Option<Format>, file: 
             .map(|n| n.to_string_lossy().into_owned());
     }
     let time = |name: &str, v: &Option<String>| -> Result<Option<i64>, String> {
-        v.as_deref().map(|v| crate::http::import::parse_time(name, v)).transpose()
+        v.as_deref()
+            .map(|v| crate::http::import::parse_time(name, v))
+            .transpose()
     };
     match time("--event-time", &args.event_time) {
         Ok(t) => p.event_time = t,
@@ -415,10 +428,15 @@ fn import_offline(o: &Offline, args: &IngestArgs, format: Option<Format>, file: 
         };
     }
     if args.mode == "replace" {
-        let range = match (time("--replace-start", &args.replace_start), time("--replace-end", &args.replace_end)) {
+        let range = match (
+            time("--replace-start", &args.replace_start),
+            time("--replace-end", &args.replace_end),
+        ) {
             (Ok(Some(s)), Ok(Some(e))) => Some((s, e)),
             (Ok(None), Ok(None)) => None,
-            (Err(m), _) | (_, Err(m)) => return (400, serde_json::json!({"status": "error", "error": m, "errors": [m]})),
+            (Err(m), _) | (_, Err(m)) => {
+                return (400, serde_json::json!({"status": "error", "error": m, "errors": [m]}))
+            }
             _ => {
                 let m = "--mode replace needs both --replace-start and --replace-end";
                 return (400, serde_json::json!({"status": "error", "error": m, "errors": [m]}));

@@ -24,11 +24,13 @@ pub fn open_store(dir: &Path) -> Result<Arc<StoreHandle>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     match StoreHandle::open(dir, config.bucket_width_ms, Faults::default()) {
         Ok(h) => Ok(Arc::new(h)),
-        Err(StoreError::Open { source, .. }) if source.to_string().to_ascii_lowercase().contains("lock") => Err(format!(
-            "the store in {} is in use (a running kairosd holds its lock): talk to that daemon with --url \
+        Err(StoreError::Open { source, .. }) if source.to_string().to_ascii_lowercase().contains("lock") => {
+            Err(format!(
+                "the store in {} is in use (a running kairosd holds its lock): talk to that daemon with --url \
              http://HOST:PORT instead of --data-dir",
-            dir.display()
-        )),
+                dir.display()
+            ))
+        }
         Err(e) => Err(e.to_string()),
     }
 }

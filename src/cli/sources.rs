@@ -120,13 +120,18 @@ fn flags_source(a: &AddArgs) -> Result<Json, String> {
 fn source_to_add(a: &AddArgs, target: &Target) -> Result<Json, ExitCode> {
     let mut source = if let Some(f) = &a.file {
         let text = std::fs::read(f).map_err(|e| super::usage(format!("cannot read {}: {e}", f.display())))?;
-        serde_json::from_slice::<Json>(&text)
-            .map_err(|e| super::usage(format!("{} is not JSON: {e}", f.display())))?
+        serde_json::from_slice::<Json>(&text).map_err(|e| super::usage(format!("{} is not JSON: {e}", f.display())))?
     } else if let Some(f) = &a.from_file {
         let analysis = analyze(f, a.name.as_deref(), target)?;
         let source = analysis["source"].clone();
-        println!("{}", serde_json::to_string_pretty(&analysis["columns"]).unwrap_or_default());
-        println!("proposed source:\n{}", serde_json::to_string_pretty(&source).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&analysis["columns"]).unwrap_or_default()
+        );
+        println!(
+            "proposed source:\n{}",
+            serde_json::to_string_pretty(&source).unwrap_or_default()
+        );
         if let Some(p) = analysis.get("preview") {
             println!(
                 "preview: {} points, {} rows would be quarantined",
@@ -198,7 +203,17 @@ fn analyze(f: &PathBuf, name: Option<&str>, target: &Target) -> Result<Json, Exi
 fn table(list: &[Json]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL);
-    t.set_header(["name", "version", "enabled", "format", "merge", "retention", "timestamp", "tags", "metrics"]);
+    t.set_header([
+        "name",
+        "version",
+        "enabled",
+        "format",
+        "merge",
+        "retention",
+        "timestamp",
+        "tags",
+        "metrics",
+    ]);
     for s in list {
         let m = &s["metric"];
         let metrics = match (&m["value_columns"], &m["name_column"]) {
@@ -285,14 +300,19 @@ pub fn run(args: SourcesArgs) -> ExitCode {
             } else {
                 "disable"
             };
-            d.call("POST", &format!("/api/v1/sources/{}/{action}", encode(name)), &[], Body::Empty)
-                .map(|a| {
-                    if a.status != 204 {
-                        return answer_failed(&a.message(), a.status);
-                    }
-                    eprintln!("source {name:?} {action}d");
-                    ExitCode::SUCCESS
-                })
+            d.call(
+                "POST",
+                &format!("/api/v1/sources/{}/{action}", encode(name)),
+                &[],
+                Body::Empty,
+            )
+            .map(|a| {
+                if a.status != 204 {
+                    return answer_failed(&a.message(), a.status);
+                }
+                eprintln!("source {name:?} {action}d");
+                ExitCode::SUCCESS
+            })
         }
         SourcesCommand::Remove { name } => d
             .call("DELETE", &format!("/api/v1/sources/{}", encode(name)), &[], Body::Empty)
@@ -333,7 +353,10 @@ fn offline(args: &SourcesArgs, dir: &std::path::Path) -> ExitCode {
     match &args.command {
         SourcesCommand::List { json } => match registry::list(&store) {
             Ok(list) => {
-                let list: Vec<Json> = list.iter().map(|s| serde_json::to_value(s).unwrap_or(Json::Null)).collect();
+                let list: Vec<Json> = list
+                    .iter()
+                    .map(|s| serde_json::to_value(s).unwrap_or(Json::Null))
+                    .collect();
                 if *json {
                     println!("{}", json!({ "results": list }));
                 } else {

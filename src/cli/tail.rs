@@ -58,7 +58,9 @@ pub fn run(args: TailArgs) -> ExitCode {
 fn tag_filter(args: &TailArgs) -> Result<Json, String> {
     let mut f = serde_json::Map::new();
     for t in &args.tags {
-        let (k, v) = t.split_once('=').ok_or_else(|| format!("--tag {t:?} must be name=value"))?;
+        let (k, v) = t
+            .split_once('=')
+            .ok_or_else(|| format!("--tag {t:?} must be name=value"))?;
         let e = f.entry(k.to_owned()).or_insert_with(|| json!([]));
         if let Json::Array(a) = e {
             a.push(json!(v));
@@ -102,7 +104,11 @@ fn points(d: &Daemon, args: &TailArgs) -> Result<ExitCode, String> {
     }
     // (time, value, tags) of every group, newest first overall.
     let mut rows: Vec<(i64, Json, Vec<(String, String)>)> = Vec::new();
-    for r in a.json()["queries"][0]["results"].as_array().cloned().unwrap_or_default() {
+    for r in a.json()["queries"][0]["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
         let tags: Vec<(String, String)> = r["tags"]
             .as_object()
             .map(|o| {

@@ -79,10 +79,7 @@ impl Url {
             let dir = self.target.rsplit_once('/').map_or("", |(d, _)| d);
             format!("{dir}/{location}")
         };
-        Ok(Url {
-            target,
-            ..self.clone()
-        })
+        Ok(Url { target, ..self.clone() })
     }
 }
 
@@ -142,7 +139,12 @@ pub fn request_to(
     stream.set_write_timeout(timeout)?;
     stream.set_nodelay(true)?;
     let mut w = io::BufWriter::with_capacity(256 << 10, stream.try_clone()?);
-    write!(w, "{method} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", url.target, url.authority())?;
+    write!(
+        w,
+        "{method} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+        url.target,
+        url.authority()
+    )?;
     for (k, v) in headers {
         write!(w, "{k}: {v}\r\n")?;
     }
@@ -221,9 +223,18 @@ fn read_response(stream: TcpStream) -> io::Result<Response> {
             headers.push((k.trim().to_owned(), v.trim().to_owned()));
         }
     }
-    let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
     let body: Box<dyn Read + Send> = if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        Box::new(Chunked { inner: r, left: 0, done: false })
+        Box::new(Chunked {
+            inner: r,
+            left: 0,
+            done: false,
+        })
     } else if let Some(n) = get("content-length").and_then(|v| v.parse::<u64>().ok()) {
         Box::new(r.take(n))
     } else {
@@ -315,7 +326,10 @@ mod tests {
     #[test]
     fn urls_parse_and_join() {
         let u = Url::parse("http://example.com:8080/a/b.csv?x=1").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.target.as_str()), ("example.com", 8080, "/a/b.csv?x=1"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.target.as_str()),
+            ("example.com", 8080, "/a/b.csv?x=1")
+        );
         assert_eq!(u.join("c.csv").unwrap().target, "/a/c.csv");
         assert_eq!(u.join("/d").unwrap().target, "/d");
         assert_eq!(Url::parse("https://h").unwrap().port, 443);
@@ -325,7 +339,17 @@ mod tests {
 
     #[test]
     fn private_and_metadata_addresses_are_refused() {
-        for ip in ["127.0.0.1", "10.0.0.5", "192.168.1.1", "172.16.3.4", "169.254.169.254", "::1", "fd00::1", "::ffff:127.0.0.1", "0.0.0.0"] {
+        for ip in [
+            "127.0.0.1",
+            "10.0.0.5",
+            "192.168.1.1",
+            "172.16.3.4",
+            "169.254.169.254",
+            "::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+        ] {
             assert!(forbidden(ip.parse().unwrap()).is_some(), "{ip}");
         }
         for ip in ["93.184.216.34", "2606:2800:220:1::1"] {

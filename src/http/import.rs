@@ -53,7 +53,10 @@ fn parse_bool(name: &str, v: Option<String>) -> Result<bool, ImportResult> {
 /// VictoriaMetrics alias).
 pub fn params(ctx: &ImportContext, query: &str, vm_format: Option<String>) -> Result<ImportParams, ImportResult> {
     let q = |n: &str| query_param(query, n);
-    let store = ctx.store.get().map_err(|e| ImportResult::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let store = ctx
+        .store
+        .get()
+        .map_err(|e| ImportResult::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     let vm = vm_format.is_some();
     let columns = vm_format.or_else(|| q("columns"));
     let source = match (q("source"), columns) {
@@ -99,15 +102,24 @@ pub fn params(ctx: &ImportContext, query: &str, vm_format: Option<String>) -> Re
         });
     }
     if let Some(m) = q("max_errors") {
-        p.max_errors = Some(m.parse().map_err(|_| bad(format!("max_errors={m:?} must be a whole number")))?);
+        p.max_errors = Some(
+            m.parse()
+                .map_err(|_| bad(format!("max_errors={m:?} must be a whole number")))?,
+        );
     }
     p.dry_run = parse_bool("dry_run", q("dry_run"))?;
     p.file_name = q("file").or_else(|| q("filename"));
     match q("mode").as_deref() {
         None | Some("append") => {}
         Some("replace") => {
-            let start = q("replace_start").map(|v| parse_time("replace_start", &v)).transpose().map_err(bad)?;
-            let end = q("replace_end").map(|v| parse_time("replace_end", &v)).transpose().map_err(bad)?;
+            let start = q("replace_start")
+                .map(|v| parse_time("replace_start", &v))
+                .transpose()
+                .map_err(bad)?;
+            let end = q("replace_end")
+                .map(|v| parse_time("replace_end", &v))
+                .transpose()
+                .map_err(bad)?;
             let range = match (start, end) {
                 (Some(s), Some(e)) => Some((s, e)),
                 (None, None) => None,
@@ -251,7 +263,11 @@ pub async fn import(req: Request<Incoming>, ctx: &HttpContext, vm: bool) -> Resp
     let vm_format = if vm {
         match query_param(&query, "format") {
             Some(f) => Some(f),
-            None => return answer(bad("format= (a column descriptor such as 1:time:unix_s,2:label:ticker,3:metric:ask) is required")),
+            None => {
+                return answer(bad(
+                    "format= (a column descriptor such as 1:time:unix_s,2:label:ticker,3:metric:ask) is required",
+                ))
+            }
         }
     } else {
         None
@@ -360,7 +376,11 @@ pub async fn analyze(req: Request<Incoming>, ctx: &HttpContext) -> Resp {
     if let Some(f) = q("format") {
         match Format::parse(&f) {
             Some(f) => options.format = Some(f),
-            None => return answer(bad(format!("format={f:?} is not one of csv, tsv, ndjson, json, parquet, kairosdb"))),
+            None => {
+                return answer(bad(format!(
+                    "format={f:?} is not one of csv, tsv, ndjson, json, parquet, kairosdb"
+                )))
+            }
         }
     }
     if let Some(h) = q("header") {
@@ -404,7 +424,11 @@ pub fn list_jobs(query: &str, ctx: &HttpContext) -> Resp {
     let status = match query_param(query, "status") {
         Some(s) => match Status::parse(&s) {
             Some(s) => Some(s),
-            None => return answer(bad(format!("status={s:?} must be waiting, working, done, error or cancelled"))),
+            None => {
+                return answer(bad(format!(
+                    "status={s:?} must be waiting, working, done, error or cancelled"
+                )))
+            }
         },
         None => None,
     };
@@ -422,7 +446,10 @@ pub fn list_jobs(query: &str, ctx: &HttpContext) -> Resp {
 /// `GET` or `DELETE /api/v1/import/jobs/{id}`.
 pub fn job(id: &str, delete: bool, ctx: &HttpContext) -> Resp {
     let Some(n) = ids::parse(id) else {
-        return answer(ImportResult::error(StatusCode::NOT_FOUND, format!("no import job {id:?}")));
+        return answer(ImportResult::error(
+            StatusCode::NOT_FOUND,
+            format!("no import job {id:?}"),
+        ));
     };
     let store = match ctx.store.get() {
         Ok(s) => s,
@@ -430,7 +457,12 @@ pub fn job(id: &str, delete: bool, ctx: &HttpContext) -> Resp {
     };
     let job = match jobs::get(&store, n) {
         Ok(Some(j)) => j,
-        Ok(None) => return answer(ImportResult::error(StatusCode::NOT_FOUND, format!("no import job {id:?}"))),
+        Ok(None) => {
+            return answer(ImportResult::error(
+                StatusCode::NOT_FOUND,
+                format!("no import job {id:?}"),
+            ))
+        }
         Err(e) => return answer(ImportResult::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
     };
     if !delete {
@@ -439,7 +471,10 @@ pub fn job(id: &str, delete: bool, ctx: &HttpContext) -> Resp {
     if job.status.finished() {
         return answer(ImportResult::error(
             StatusCode::CONFLICT,
-            format!("import job {id} already ended ({:?}); there is nothing to cancel", job.status),
+            format!(
+                "import job {id} already ended ({:?}); there is nothing to cancel",
+                job.status
+            ),
         ));
     }
     ctx.imports.cancel(n);
@@ -465,7 +500,10 @@ mod tests {
     #[test]
     fn a_multipart_file_part_is_the_file() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, "multipart/form-data; boundary=b1".parse().unwrap());
+        h.insert(
+            header::CONTENT_TYPE,
+            "multipart/form-data; boundary=b1".parse().unwrap(),
+        );
         let body = b"--b1\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n--b1\r\n\
 Content-Disposition: form-data; name=\"ndjson\"; filename=\"x\"\r\n\r\n{\"a\":1}\n\r\n--b1--\r\n";
         let (bytes, format) = unwrap_all(&h, body);

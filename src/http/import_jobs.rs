@@ -89,7 +89,10 @@ pub async fn spooled(req: Request<Incoming>, ctx: &Arc<ImportContext>, p: Import
             Ok(f) => f,
             Err(e) => {
                 let _ = tokio::fs::remove_file(&path).await;
-                return response::errors(StatusCode::BAD_REQUEST, &[format!("reading the request body failed: {e}")]);
+                return response::errors(
+                    StatusCode::BAD_REQUEST,
+                    &[format!("reading the request body failed: {e}")],
+                );
             }
         };
         let Ok(data) = frame.into_data() else { continue };
@@ -120,7 +123,10 @@ pub async fn spooled(req: Request<Incoming>, ctx: &Arc<ImportContext>, p: Import
             let _ = tokio::fs::remove_file(&path).await;
             return response::errors(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                &[format!("the body is larger than kairosd.import.max_bytes ({})", ctx.max_bytes)],
+                &[format!(
+                    "the body is larger than kairosd.import.max_bytes ({})",
+                    ctx.max_bytes
+                )],
             );
         }
         if let Err(e) = file.write_all(&out).await {
@@ -160,7 +166,10 @@ async fn run_from_reader(
     let mut run = match ImportRun::start(ctx, p.clone(), Some(id)).await {
         Ok(r) => r,
         Err(r) => {
-            let msg = r.body["error"].as_str().unwrap_or("the import could not start").to_owned();
+            let msg = r.body["error"]
+                .as_str()
+                .unwrap_or("the import could not start")
+                .to_owned();
             fail_job(ctx, id, &p, msg);
             return;
         }
@@ -215,7 +224,12 @@ pub async fn from_url(req: Request<Incoming>, ctx: &Arc<ImportContext>, p: Impor
                 if p.file_name.is_none() {
                     p.file_name = Url::parse(&url)
                         .ok()
-                        .and_then(|u| u.target.split('?').next().map(|t| t.rsplit('/').next().unwrap_or("").to_owned()))
+                        .and_then(|u| {
+                            u.target
+                                .split('?')
+                                .next()
+                                .map(|t| t.rsplit('/').next().unwrap_or("").to_owned())
+                        })
                         .filter(|n| !n.is_empty());
                 }
                 run_from_reader(&ctx, id, p, Box::new(ResponseReader(resp)), total).await
@@ -268,8 +282,15 @@ pub fn fetch(
                 }
             }
         }
-        let resp = client::request_to(addr, &url, "GET", &[("Accept-Encoding", "gzip")], Body::Empty, Some(timeout))
-            .map_err(|e| format!("fetching {} failed: {e}", url.authority()))?;
+        let resp = client::request_to(
+            addr,
+            &url,
+            "GET",
+            &[("Accept-Encoding", "gzip")],
+            Body::Empty,
+            Some(timeout),
+        )
+        .map_err(|e| format!("fetching {} failed: {e}", url.authority()))?;
         match resp.status {
             200..=299 => {
                 let total = resp.content_length();

@@ -215,7 +215,10 @@ Content-Type: text/csv\r\n\r\ntime,v\r\n1,2\r\n\r\n--XyZ\r\nContent-Disposition:
             assert_eq!(parts[0].1, b"time,v\r\n1,2\r\n");
             assert_eq!(parts[1].1, b"--XyZ-not");
         }
-        assert_eq!(boundary("multipart/form-data; boundary=\"XyZ\"").as_deref(), Some("XyZ"));
+        assert_eq!(
+            boundary("multipart/form-data; boundary=\"XyZ\"").as_deref(),
+            Some("XyZ")
+        );
         assert_eq!(boundary("text/csv"), None);
         let mut m = Multipart::new("XyZ");
         m.feed(b"--XyZ\r\n\r\nabc", &mut |_| {}).unwrap();

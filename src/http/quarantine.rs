@@ -23,7 +23,12 @@ pub fn handle<B>(req: &Request<B>, ctx: &HttpContext) -> Resp {
     if let Some(i) = q("import_id") {
         match ids::parse(&i) {
             Some(i) => filter.import = Some(i),
-            None => return response::errors(StatusCode::BAD_REQUEST, &[format!("import_id={i:?} is not an import id")]),
+            None => {
+                return response::errors(
+                    StatusCode::BAD_REQUEST,
+                    &[format!("import_id={i:?} is not an import id")],
+                )
+            }
         }
         if filter.source.is_none() {
             return response::errors(StatusCode::BAD_REQUEST, &["import_id= needs source= too".to_owned()]);
@@ -56,7 +61,12 @@ pub fn handle<B>(req: &Request<B>, ctx: &HttpContext) -> Resp {
         Some(l) => match l.parse::<usize>() {
             Ok(0) => usize::MAX,
             Ok(n) => n,
-            Err(_) => return response::errors(StatusCode::BAD_REQUEST, &[format!("limit={l:?} must be a whole number")]),
+            Err(_) => {
+                return response::errors(
+                    StatusCode::BAD_REQUEST,
+                    &[format!("limit={l:?} must be a whole number")],
+                )
+            }
         },
     };
     let entries = match quarantine::list(&store, &filter, limit) {
@@ -85,6 +95,9 @@ pub fn handle<B>(req: &Request<B>, ctx: &HttpContext) -> Resp {
             );
             r
         }
-        Some(f) => response::errors(StatusCode::BAD_REQUEST, &[format!("format={f:?} must be json, ndjson or raw")]),
+        Some(f) => response::errors(
+            StatusCode::BAD_REQUEST,
+            &[format!("format={f:?} must be json, ndjson or raw")],
+        ),
     }
 }

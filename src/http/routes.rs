@@ -92,7 +92,11 @@ fn import_route(path: &str) -> Option<(Route, &'static [Method], Group)> {
         "/api/v1/quarantine" => (Route::Quarantine, &[Method::GET, Method::DELETE], Group::Ingest),
         _ => {
             if let Some(id) = path.strip_prefix("/api/v1/import/jobs/") {
-                return Some((Route::ImportJob(id.to_owned()), &[Method::GET, Method::DELETE], Group::Ingest));
+                return Some((
+                    Route::ImportJob(id.to_owned()),
+                    &[Method::GET, Method::DELETE],
+                    Group::Ingest,
+                ));
             }
             let rest = path.strip_prefix("/api/v1/sources/")?;
             let (name, action) = match rest.split_once('/') {
@@ -105,7 +109,11 @@ fn import_route(path: &str) -> Option<(Route, &'static [Method], Group)> {
                 &[Method::GET, Method::PUT, Method::DELETE]
             };
             let _ = GET;
-            (Route::Source(response::percent_decode(name), action), methods, Group::Ingest)
+            (
+                Route::Source(response::percent_decode(name), action),
+                methods,
+                Group::Ingest,
+            )
         }
     })
 }

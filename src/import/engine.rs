@@ -5,7 +5,7 @@
 //! The run is transport-free: the HTTP handler, async jobs and `kairosd ingest
 //! --data-dir` all drive it with [`ImportRun::feed`] and [`ImportRun::finish`].
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -26,11 +26,16 @@ use super::{ids, registry};
 use crate::ingest::{DeleteSpec, IngestHandle, PublishSpec, PublishSummary};
 use crate::query::request::TagMatch;
 use crate::storage::imports::{self, ImportBatch, CF_IMPORT_STAGING};
-use crate::storage::keys::NameKind;
-use crate::storage::{Store, StoreError, StoreHandle};
+use crate::storage::keys::{self, NameKind};
+use crate::storage::{chunk, Store, StoreError, StoreHandle};
 
-/// Staged points written per staging batch.
-const STAGE_BATCH_POINTS: usize = 64 * 1024;
+/// Repeats of one (series, timestamp) a ledger run keeps apart; more are folded into
+/// the last layer (the last of those wins among them).
+const MAX_LAYERS: usize = 255;
+
+/// Points one run holds in memory before it is sorted and staged as chunks (about
+/// 32 MB): the engine's memory whatever the file's size.
+const RUN_POINTS: usize = 1 << 20;
 /// Errors listed in an answer (the rest are counted and stored).
 const LISTED_ERRORS: usize = 20;
 /// The metric every commit writes its row counts to (spec §2).
@@ -178,10 +183,14 @@ pub struct ImportRun {
     params: ImportParams,
     import: Import,
     out: Output,
-    stage: ImportBatch,
-    stage_points: usize,
+    /// The run being filled: each series' points with their file order.
+    run: HashMap<Box<[u8]>, Vec<(i64, u32, Value)>, foldhash::fast::RandomState>,
+    run_points: usize,
+    run_no: u32,
     key: Vec<u8>,
     seq: u32,
+    /// Ledger repeats within one run (the publish counts those across runs).
+    ledger: PublishSummary,
     quarantine: ImportBatch,
     quarantine_seq: u64,
     header_stored: bool,
@@ -216,7 +225,11 @@ impl Drop for ReplaceGuard {
 impl ImportRun {
     /// Starts an import with a new id (or `id`, for a job made earlier). A problem of
     /// the parameters or the mapping is the answer (400, 409, 503).
-    pub async fn start(ctx: &Arc<ImportContext>, params: ImportParams, id: Option<u64>) -> Result<ImportRun, ImportResult> {
+    pub async fn start(
+        ctx: &Arc<ImportContext>,
+        params: ImportParams,
+        id: Option<u64>,
+    ) -> Result<ImportRun, ImportResult> {
         let store = ctx.store.get().map_err(|e| store_failure(&e))?;
         let id = id.unwrap_or_else(ids::next);
         let mut guard = None;
@@ -243,7 +256,12 @@ impl ImportRun {
                 ));
             }
             let name = params.source.name.clone();
-            if !ctx.replacing.lock().unwrap_or_else(|e| e.into_inner()).insert(name.clone()) {
+            if !ctx
+                .replacing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.clone())
+            {
                 return Err(ImportResult::error(
                     StatusCode::CONFLICT,
                     format!("a replace of source {name:?} is already running; try again when it ends"),
@@ -282,7 +300,8 @@ impl ImportRun {
             max_bytes: Some(ctx.max_bytes),
             ..ImportOptions::default()
         };
-        let import = Import::new(Some(params.source.clone()), options).map_err(|e| ImportResult::error(StatusCode::BAD_REQUEST, e.to_string()))?;
+        let import = Import::new(Some(params.source.clone()), options)
+            .map_err(|e| ImportResult::error(StatusCode::BAD_REQUEST, e.to_string()))?;
         let stamp = jobs::now();
         let job = Job {
             id: ids::format(id),
@@ -314,10 +333,12 @@ impl ImportRun {
             params,
             import,
             out: Output::default(),
-            stage: ImportBatch::default(),
-            stage_points: 0,
+            run: HashMap::default(),
+            run_points: 0,
+            run_no: 0,
             key: Vec::new(),
             seq: 0,
+            ledger: PublishSummary::default(),
             quarantine: ImportBatch::default(),
             quarantine_seq: 1,
             header_stored: false,
@@ -393,7 +414,14 @@ impl ImportRun {
                     header: true,
                     record: Rejected::record(Kind::Malformed, Default::default(), h, String::new()),
                 };
-                quarantine::add(&self.store, &mut self.quarantine, &self.params.source.name, self.id, 0, &entry);
+                quarantine::add(
+                    &self.store,
+                    &mut self.quarantine,
+                    &self.params.source.name,
+                    self.id,
+                    0,
+                    &entry,
+                );
             }
         }
         let rejected = std::mem::take(&mut self.out.rejected);
@@ -407,7 +435,7 @@ impl ImportRun {
             batch.clear();
             self.out.batch = batch;
         }
-        if self.stage_points >= STAGE_BATCH_POINTS {
+        if self.run_points >= RUN_POINTS {
             self.flush_stage();
         }
         if self.quarantine.len() >= 1024 {
@@ -420,26 +448,81 @@ impl ImportRun {
             return;
         }
         for rec in batch.records() {
-            imports::staging_key(&mut self.key, self.id, batch.key(rec), rec.timestamp, self.seq);
+            let key = batch.key(rec);
+            let p = (rec.timestamp, self.seq, rec.value);
             self.seq = self.seq.wrapping_add(1);
-            self.stage.put(
-                &self.store,
-                CF_IMPORT_STAGING,
-                &self.key,
-                &imports::encode_value(rec.value),
-            );
+            match self.run.get_mut(key) {
+                Some(v) => v.push(p),
+                None => {
+                    self.run.insert(key.into(), vec![p]);
+                }
+            }
         }
-        self.stage_points += batch.len();
+        self.run_points += batch.len();
     }
 
+    /// Sorts the run and stages it: one chunk per (series, bucket), so the staging
+    /// area holds a few records per series instead of one per point.
     fn flush_stage(&mut self) {
-        if self.stage.is_empty() {
+        if self.run.is_empty() {
             return;
         }
-        let batch = std::mem::take(&mut self.stage);
-        self.stage_points = 0;
+        let width = self.store.bucket_width();
+        let ledger = self.params.source.merge == Merge::Ledger;
+        let mut batch = ImportBatch::default();
+        let mut points: Vec<(i64, Value)> = Vec::new();
+        let mut chunk = Vec::new();
+        let mut layers: Vec<Vec<(i64, Value)>> = Vec::new();
+        for (series, mut v) in self.run.drain() {
+            v.sort_unstable_by_key(|p| (p.0, p.1));
+            let mut i = 0;
+            while i < v.len() {
+                let bucket = keys::bucket_start(v[i].0, width);
+                points.clear();
+                layers.iter_mut().for_each(Vec::clear);
+                let mut repeat = 0usize;
+                while i < v.len() && keys::bucket_start(v[i].0, width) == bucket {
+                    let (ts, _, value) = v[i];
+                    i += 1;
+                    let same = points.last().is_some_and(|l| l.0 == ts)
+                        || (repeat > 0 && layers[repeat - 1].last().is_some_and(|l| l.0 == ts));
+                    if !same {
+                        repeat = 0;
+                        points.push((ts, value));
+                    } else if ledger {
+                        // Ledger: a repeat is kept in its own layer (first write wins
+                        // is decided at the publish, against what is stored too).
+                        repeat = (repeat + 1).min(MAX_LAYERS);
+                        if layers.len() < repeat {
+                            layers.resize_with(repeat, Vec::new);
+                        }
+                        match layers[repeat - 1].last_mut() {
+                            Some(l) if l.0 == ts => l.1 = value,
+                            _ => layers[repeat - 1].push((ts, value)),
+                        }
+                    } else if let Some(last) = points.last_mut() {
+                        last.1 = value;
+                    }
+                }
+                for (layer, pts) in std::iter::once(&points).chain(layers.iter()).enumerate() {
+                    if pts.is_empty() {
+                        continue;
+                    }
+                    chunk.clear();
+                    chunk::encode(pts, &mut chunk);
+                    let run = (self.run_no << 8) | layer as u32;
+                    imports::staging_key(&mut self.key, self.id, &series, bucket, run);
+                    batch.put(&self.store, CF_IMPORT_STAGING, &self.key, &chunk);
+                }
+            }
+        }
+        self.run_no += 1;
+        self.run_points = 0;
         if let Err(e) = self.store.import_write(batch, false) {
-            self.fail(StatusCode::SERVICE_UNAVAILABLE, format!("staging the import failed: {e}"));
+            self.fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("staging the import failed: {e}"),
+            );
         }
     }
 
@@ -464,7 +547,12 @@ impl ImportRun {
             }
             let loc = &r.location;
             let mut item = json!({"kind": e.kind, "message": e.message});
-            for (k, v) in [("line", loc.line), ("element", loc.element), ("row", loc.row), ("row_group", loc.row_group)] {
+            for (k, v) in [
+                ("line", loc.line),
+                ("element", loc.element),
+                ("row", loc.row),
+                ("row_group", loc.row_group),
+            ] {
                 if let Some(v) = v {
                     item[k] = json!(v);
                 }
@@ -579,14 +667,30 @@ impl ImportRun {
                 job: Some((jobs::key(self.id).to_vec(), jobs::encode(&done))),
             };
             match self.ctx.ingest.publish(spec).await {
-                Ok(p) => publish = p,
-                Err(e) => return self.end_failed(crate::http::ingest::write_error_status(&e), e.to_string()).await,
+                Ok(mut p) => {
+                    p.points_skipped_duplicate += self.ledger.points_skipped_duplicate;
+                    p.points_conflicting += self.ledger.points_conflicting;
+                    let mut listed = std::mem::take(&mut self.ledger.conflicts);
+                    listed.append(&mut p.conflicts);
+                    listed.truncate(LISTED_ERRORS);
+                    p.conflicts = listed;
+                    publish = p;
+                }
+                Err(e) => {
+                    return self
+                        .end_failed(crate::http::ingest::write_error_status(&e), e.to_string())
+                        .await
+                }
             }
         }
         if let Some(msg) = failure {
             let body = self.body(&s, &publish, Some(msg.clone()), "error");
             let _ = self.store.drop_import_staging(self.id);
-            self.end_job(if cancelled { Status::Cancelled } else { Status::Error }, Some(msg), Some(body.clone()));
+            self.end_job(
+                if cancelled { Status::Cancelled } else { Status::Error },
+                Some(msg),
+                Some(body.clone()),
+            );
             return ImportResult { status, body };
         }
         for c in &publish.conflicts {
@@ -723,6 +827,50 @@ impl Drop for ImportRun {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.id);
     }
+}
+
+/// Counts a ledger repeat of (series, `ts`): the same value is a duplicate, another one
+/// a conflict (listed, up to [`LISTED_ERRORS`]).
+pub fn note_repeat(summary: &mut PublishSummary, series: &[u8], ts: i64, kept: Value, new: Value) {
+    if as_f64(kept) == as_f64(new) {
+        summary.points_skipped_duplicate += 1;
+        return;
+    }
+    summary.points_conflicting += 1;
+    if summary.conflicts.len() < LISTED_ERRORS {
+        summary.conflicts.push(format!(
+            "{} at {}: kept {}, the import's {} differs (ledger: first write wins)",
+            describe_series(series),
+            jobs::rfc3339(ts),
+            show(kept),
+            show(new)
+        ));
+    }
+}
+
+/// `5` and `5.0` are the same value (the type is not part of a point's identity).
+fn as_f64(v: Value) -> f64 {
+    match v {
+        Value::Long(l) => l as f64,
+        Value::Double(d) => d,
+    }
+}
+
+fn show(v: Value) -> String {
+    match v {
+        Value::Long(l) => l.to_string(),
+        Value::Double(d) => d.to_string(),
+    }
+}
+
+/// `w.temp{station=s1}` from a canonical series key.
+pub fn describe_series(key: &[u8]) -> String {
+    kairos_protocols::series_key::decode(key)
+        .map(|(m, tags)| {
+            let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{m}{{{}}}", tags.join(","))
+        })
+        .unwrap_or_else(|_| "(unreadable series)".to_owned())
 }
 
 fn progress(s: &Stats, total: Option<u64>) -> Progress {

@@ -93,12 +93,7 @@ pub fn get(store: &Store, id: u64) -> Result<Option<Job>, StoreError> {
 }
 
 /// The newest `limit` jobs passing the filters, newest first.
-pub fn list(
-    store: &Store,
-    source: Option<&str>,
-    status: Option<Status>,
-    limit: usize,
-) -> Result<Vec<Job>, StoreError> {
+pub fn list(store: &Store, source: Option<&str>, status: Option<Status>, limit: usize) -> Result<Vec<Job>, StoreError> {
     let mut all = Vec::new();
     store.import_scan(CF_IMPORT_JOBS, &[], |_, v| {
         if let Ok(job) = serde_json::from_slice::<Job>(v) {

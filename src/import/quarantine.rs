@@ -52,7 +52,12 @@ impl Filter {
 /// Adds records of one import to `batch`.
 pub fn add(store: &Store, batch: &mut ImportBatch, source: &str, import: u64, seq: u64, entry: &Entry) {
     let json = serde_json::to_vec(entry).expect("a quarantine entry serializes");
-    batch.put(store, CF_IMPORT_QUARANTINE, &imports::quarantine_key(source, import, seq), &json);
+    batch.put(
+        store,
+        CF_IMPORT_QUARANTINE,
+        &imports::quarantine_key(source, import, seq),
+        &json,
+    );
 }
 
 /// Records matching `filter`, oldest import first, at most `limit` bad rows (headers
@@ -82,8 +87,11 @@ pub fn list(store: &Store, filter: &Filter, limit: usize) -> Result<Vec<(Vec<u8>
         tracing::warn!(bad, "unreadable quarantine records left out of a listing");
     }
     // A header whose import has no listed row is not worth giving.
-    let with_rows: std::collections::HashSet<String> =
-        out.iter().filter(|(_, e)| !e.header).map(|(_, e)| e.import_id.clone()).collect();
+    let with_rows: std::collections::HashSet<String> = out
+        .iter()
+        .filter(|(_, e)| !e.header)
+        .map(|(_, e)| e.import_id.clone())
+        .collect();
     out.retain(|(_, e)| !e.header || with_rows.contains(&e.import_id));
     Ok(out)
 }

@@ -25,10 +25,12 @@ pub fn get(store: &Store, name: &str) -> Result<Option<Source>, StoreError> {
     let Some(json) = store.import_get(CF_SOURCES, name.as_bytes())? else {
         return Ok(None);
     };
-    serde_json::from_slice(&json).map(Some).map_err(|_| StoreError::Corrupt {
-        cf: CF_SOURCES,
-        what: "source JSON",
-    })
+    serde_json::from_slice(&json)
+        .map(Some)
+        .map_err(|_| StoreError::Corrupt {
+            cf: CF_SOURCES,
+            what: "source JSON",
+        })
 }
 
 /// Every source, by name.

@@ -12,8 +12,6 @@
 
 use rocksdb::{DBCompressionType, Options, WriteBatch, WriteOptions};
 
-use kairos_protocols::Value;
-
 use super::keys::{self, ordered_i64};
 use super::{Store, StoreError};
 
@@ -23,7 +21,7 @@ pub const CF_SOURCES: &str = "import_sources";
 pub const CF_IMPORT_JOBS: &str = "import_jobs";
 /// Rows imports set aside: key = [`quarantine_key`], value = the record's JSON.
 pub const CF_IMPORT_QUARANTINE: &str = "import_quarantine";
-/// Points of imports not yet published: key = [`staging_key`], value = [`encode_value`].
+/// Points of imports not yet published: key = [`staging_key`], value = a points chunk.
 pub const CF_IMPORT_STAGING: &str = "import_staging";
 
 const OURS: [&str; 4] = [CF_SOURCES, CF_IMPORT_JOBS, CF_IMPORT_QUARANTINE, CF_IMPORT_STAGING];
@@ -38,19 +36,21 @@ pub(crate) fn import_staging_cf_options() -> Options {
     opts
 }
 
-/// `import_staging` key: import id, series key length, series key, timestamp, sequence.
-/// The sequence keeps every point of a repeated (series, timestamp) in file order, so
-/// the publish step can let the last (append) or the first (ledger) win.
-pub fn staging_key(out: &mut Vec<u8>, import: u64, series: &[u8], ts: i64, seq: u32) {
+/// `import_staging` key: import id, series key length, series key, bucket start, run.
+/// A run is one sorted batch of the file (see [`crate::import::engine`]); its value is
+/// the run's points of that (series, bucket) as a points chunk. Runs are numbered in
+/// file order, so the publish step can let the last (append) or the first (ledger)
+/// write of a repeated timestamp win.
+pub fn staging_key(out: &mut Vec<u8>, import: u64, series: &[u8], bucket: i64, run: u32) {
     out.clear();
     out.extend_from_slice(&import.to_be_bytes());
     out.extend_from_slice(&(series.len() as u32).to_be_bytes());
     out.extend_from_slice(series);
-    out.extend_from_slice(&ordered_i64(ts));
-    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&ordered_i64(bucket));
+    out.extend_from_slice(&run.to_be_bytes());
 }
 
-/// Splits a staging key into (series key, timestamp, sequence).
+/// Splits a staging key into (series key, bucket start, run).
 pub fn parse_staging_key(key: &[u8]) -> Option<(&[u8], i64, u32)> {
     let len = u32::from_be_bytes(key.get(8..12)?.try_into().ok()?) as usize;
     let series = key.get(12..12 + len)?;
@@ -58,31 +58,9 @@ pub fn parse_staging_key(key: &[u8]) -> Option<(&[u8], i64, u32)> {
     if rest.len() != 12 {
         return None;
     }
-    let ts = keys::from_ordered_i64(rest[..8].try_into().ok()?);
-    let seq = u32::from_be_bytes(rest[8..].try_into().ok()?);
-    Some((series, ts, seq))
-}
-
-/// A staged value: a type byte (0 long, 1 double) and 8 bytes little-endian.
-pub fn encode_value(v: Value) -> [u8; 9] {
-    let mut out = [0u8; 9];
-    match v {
-        Value::Long(l) => out[1..].copy_from_slice(&l.to_le_bytes()),
-        Value::Double(d) => {
-            out[0] = 1;
-            out[1..].copy_from_slice(&d.to_bits().to_le_bytes());
-        }
-    }
-    out
-}
-
-pub fn decode_value(b: &[u8]) -> Option<Value> {
-    let bits: [u8; 8] = b.get(1..9)?.try_into().ok()?;
-    match b.first()? {
-        0 => Some(Value::Long(i64::from_le_bytes(bits))),
-        1 => Some(Value::Double(f64::from_bits(u64::from_le_bytes(bits)))),
-        _ => None,
-    }
+    let bucket = keys::from_ordered_i64(rest[..8].try_into().ok()?);
+    let run = u32::from_be_bytes(rest[8..].try_into().ok()?);
+    Some((series, bucket, run))
 }
 
 /// `import_quarantine` key: the source name (escaped and terminated, so no name is a
@@ -194,8 +172,7 @@ impl Store {
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(cf, Vec::new(), vec![0xffu8; 9]);
         self.db.write(batch)?;
-        self.db
-            .compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+        self.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
         Ok(())
     }
 
@@ -223,7 +200,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn staging_keys_sort_by_series_then_time_then_sequence() {
+    fn staging_keys_sort_by_series_then_bucket_then_run() {
         let mut a = Vec::new();
         let mut b = Vec::new();
         staging_key(&mut a, 7, b"s1", -5, 3);
@@ -232,9 +209,6 @@ mod tests {
         assert_eq!(parse_staging_key(&a), Some((&b"s1"[..], -5, 3)));
         staging_key(&mut b, 7, b"s1", -5, 4);
         assert!(a < b);
-        for v in [Value::Long(-3), Value::Double(2.5)] {
-            assert_eq!(decode_value(&encode_value(v)), Some(v));
-        }
         let q = quarantine_key("w", 9, 2);
         assert_eq!(parse_quarantine_key(&q), Some(("w".to_string(), 9, 2)));
         assert!(q.starts_with(&quarantine_prefix(Some("w"), Some(9))));

@@ -272,7 +272,12 @@ impl Commit<'_> {
     }
 
     /// Writes everything added and drops the staging records of `import`.
-    pub fn finish_import(mut self, next_series_id: Option<SeriesId>, import: u64, sync: bool) -> Result<(), StoreError> {
+    pub fn finish_import(
+        mut self,
+        next_series_id: Option<SeriesId>,
+        import: u64,
+        sync: bool,
+    ) -> Result<(), StoreError> {
         let s = self.store;
         if let Some(next) = next_series_id {
             self.batch

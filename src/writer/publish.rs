@@ -14,11 +14,8 @@ use kairos_protocols::Value;
 use super::Writer;
 use crate::ingest::{PublishRequest, PublishSpec, PublishSummary, WriteFailed};
 use crate::storage::imports::{self, CF_IMPORT_JOBS, CF_IMPORT_STAGING};
-use crate::storage::keys::{self, SeriesId};
+use crate::storage::keys::SeriesId;
 use crate::storage::{chunk, Store, StoreError};
-
-/// Conflicts listed by name in a ledger import's answer; the rest are counted.
-const MAX_LISTED_CONFLICTS: usize = 20;
 
 impl Writer {
     pub(super) fn apply_publish(&mut self, req: PublishRequest) {
@@ -29,7 +26,11 @@ impl Writer {
         let result = self.publish(&req.spec);
         match &result {
             Ok(s) => {
-                tracing::info!(import = req.spec.import, written = s.points_written, "published an import");
+                tracing::info!(
+                    import = req.spec.import,
+                    written = s.points_written,
+                    "published an import"
+                );
                 self.activity.wrote(self.config.sync);
             }
             Err(err) => {
@@ -110,108 +111,113 @@ impl Writer {
         let mut it = {
             let mut opts = rocksdb::ReadOptions::default();
             opts.set_iterate_upper_bound(imports::staging_end(spec.import));
-            store
-                .db
-                .raw_iterator_cf_opt(store.cf(CF_IMPORT_STAGING), opts)
+            store.db.raw_iterator_cf_opt(store.cf(CF_IMPORT_STAGING), opts)
         };
         it.seek(spec.import.to_be_bytes());
         let mut current: Vec<u8> = Vec::new();
-        let mut points: Vec<(i64, u32, Value)> = Vec::new();
+        // One series' staged chunks: (bucket, run, chunk), in key order.
+        let mut chunks: Vec<(i64, u32, Vec<u8>)> = Vec::new();
         while it.valid() {
             let (Some(k), Some(v)) = (it.key(), it.value()) else {
                 break;
             };
-            let (Some((series, ts, seq)), Some(value)) = (imports::parse_staging_key(k), imports::decode_value(v))
-            else {
+            let Some((series, bucket, run)) = imports::parse_staging_key(k) else {
                 return Err(StoreError::Corrupt {
                     cf: CF_IMPORT_STAGING,
-                    what: "staged import point",
+                    what: "staged import key",
                 });
             };
             if series != current.as_slice() {
-                if !points.is_empty() {
-                    self.publish_series(store, &view, &current, &points, spec.ledger, commit, summary)?;
+                if !chunks.is_empty() {
+                    self.publish_series(store, &view, &current, &chunks, spec.ledger, commit, summary)?;
                 }
                 current.clear();
                 current.extend_from_slice(series);
-                points.clear();
+                chunks.clear();
             }
-            points.push((ts, seq, value));
+            chunks.push((bucket, run, v.to_vec()));
             it.next();
         }
         it.status()?;
-        if !points.is_empty() {
-            self.publish_series(store, &view, &current, &points, spec.ledger, commit, summary)?;
+        if !chunks.is_empty() {
+            self.publish_series(store, &view, &current, &chunks, spec.ledger, commit, summary)?;
         }
         Ok(())
     }
 
-    /// Adds the chunks of one series' staged points (sorted by time, then file order).
+    /// Adds one chunk operand per bucket of one series: its runs' chunks folded, the
+    /// later run winning a repeated timestamp (append) or the earlier one (ledger,
+    /// which also skips what is stored already).
     #[allow(clippy::too_many_arguments)]
     fn publish_series(
         &mut self,
         store: &Store,
         view: &crate::storage::View<'_>,
         key: &[u8],
-        staged: &[(i64, u32, Value)],
+        chunks: &[(i64, u32, Vec<u8>)],
         ledger: bool,
         commit: &mut crate::storage::write::Commit<'_>,
         summary: &mut PublishSummary,
     ) -> Result<(), StoreError> {
         let Some(id) = self.resolve(key, commit)? else {
-            summary.refused_series_limit += staged.len() as u64;
+            for (_, _, c) in chunks {
+                summary.refused_series_limit += chunk::count(c).unwrap_or(0) as u64;
+            }
             return Ok(());
         };
         let width = store.bucket_width();
         let mut reader = view.points();
         let mut existing: Vec<(i64, Value)> = Vec::new();
+        let mut decoded: Vec<(i64, Value)> = Vec::new();
         let mut i = 0;
-        while i < staged.len() {
-            let bucket = keys::bucket_start(staged[i].0, width);
-            self.points.clear();
-            existing.clear();
-            if ledger {
-                reader.read(id, bucket, bucket.saturating_add(width - 1), &mut existing)?;
+        while i < chunks.len() {
+            let bucket = chunks[i].0;
+            let mut j = i;
+            while j < chunks.len() && chunks[j].0 == bucket {
+                j += 1;
             }
-            while i < staged.len() && keys::bucket_start(staged[i].0, width) == bucket {
-                let (ts, _, value) = staged[i];
-                i += 1;
-                let repeated = self.points.last().is_some_and(|p| p.0 == ts);
-                if !ledger {
-                    // Sorted by (time, file order): the last of a repeated time wins.
-                    match self.points.last_mut() {
-                        Some(last) if repeated => last.1 = value,
-                        _ => self.points.push((ts, value)),
+            let runs = &chunks[i..j];
+            i = j;
+            if !ledger {
+                // The merge operator folds inputs by time, a later input winning a
+                // tie: runs in file order are exactly append's last write wins.
+                self.chunk.clear();
+                let (first, rest) = runs.split_first().expect("a bucket has a run");
+                chunk::merge(Some(&first.2), rest.iter().map(|r| r.2.as_slice()), &mut self.chunk).map_err(|_| {
+                    StoreError::Corrupt {
+                        cf: CF_IMPORT_STAGING,
+                        what: "staged import chunk",
                     }
-                    continue;
-                }
-                let first = if repeated {
-                    self.points.last().map(|p| p.1)
-                } else {
-                    existing
+                })?;
+                summary.points_written += chunk::count(&self.chunk).unwrap_or(0) as u64;
+                commit.add_chunk(id, bucket, &self.chunk);
+                continue;
+            }
+            // Ledger: every run's points with their run, the first of a time kept.
+            let mut all: Vec<(i64, u32, Value)> = Vec::new();
+            for (_, run, c) in runs {
+                decoded.clear();
+                chunk::decode(c, &mut decoded).map_err(|_| StoreError::Corrupt {
+                    cf: CF_IMPORT_STAGING,
+                    what: "staged import chunk",
+                })?;
+                all.extend(decoded.iter().map(|&(ts, v)| (ts, *run, v)));
+            }
+            all.sort_unstable_by_key(|p| (p.0, p.1));
+            existing.clear();
+            reader.read(id, bucket, bucket.saturating_add(width - 1), &mut existing)?;
+            self.points.clear();
+            for (ts, _, value) in all {
+                let kept = match self.points.last() {
+                    Some(last) if last.0 == ts => Some(last.1),
+                    _ => existing
                         .binary_search_by_key(&ts, |p| p.0)
                         .ok()
-                        .map(|at| existing[at].1)
+                        .map(|at| existing[at].1),
                 };
-                match first {
+                match kept {
                     None => self.points.push((ts, value)),
-                    Some(kept) if same_value(kept, value) => summary.points_skipped_duplicate += 1,
-                    Some(kept) => {
-                        summary.points_conflicting += 1;
-                        if summary.conflicts.len() < MAX_LISTED_CONFLICTS {
-                            let name = kairos_protocols::series_key::decode(key)
-                                .map(|(m, tags)| {
-                                    let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                                    format!("{m}{{{}}}", tags.join(","))
-                                })
-                                .unwrap_or_default();
-                            summary.conflicts.push(format!(
-                                "{name} at {ts}: kept {}, the import's {} differs (ledger: first write wins)",
-                                show(kept),
-                                show(value)
-                            ));
-                        }
-                    }
+                    Some(kept) => crate::import::engine::note_repeat(summary, key, ts, kept, value),
                 }
             }
             if self.points.is_empty() {
@@ -223,24 +229,5 @@ impl Writer {
             commit.add_chunk(id, bucket, &self.chunk);
         }
         Ok(())
-    }
-}
-
-/// `5` and `5.0` are the same value (the type is not part of a point's identity).
-fn same_value(a: Value, b: Value) -> bool {
-    as_f64(a) == as_f64(b)
-}
-
-fn as_f64(v: Value) -> f64 {
-    match v {
-        Value::Long(l) => l as f64,
-        Value::Double(d) => d,
-    }
-}
-
-fn show(v: Value) -> String {
-    match v {
-        Value::Long(l) => l.to_string(),
-        Value::Double(d) => d.to_string(),
     }
 }
