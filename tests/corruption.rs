@@ -82,6 +82,7 @@ fn damaged_staging_records_are_moved_aside_and_the_rest_recovered() {
     {
         let db = raw_db(&dir);
         let cf = db.cf_handle("staging").unwrap();
+        #[allow(clippy::type_complexity)]
         let records: Vec<(Box<[u8]>, Box<[u8]>)> = db
             .iterator_cf(cf, rocksdb::IteratorMode::Start)
             .map(Result::unwrap)

@@ -35,7 +35,7 @@ pub enum SourcesCommand {
     /// Print one source's JSON.
     Show { name: String },
     /// Store a new source: from --file (its JSON), --from-file (a sample to analyze), or flags.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// Let a source take imports again.
     Enable { name: String },
     /// Refuse imports into a source (they answer 409, exit 2).

@@ -103,7 +103,7 @@ fn points(d: &Daemon, args: &TailArgs) -> Result<ExitCode, String> {
         return Err(a.message());
     }
     // (time, value, tags) of every group, newest first overall.
-    let mut rows: Vec<(i64, Json, Vec<(String, String)>)> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     for r in a.json()["queries"][0]["results"]
         .as_array()
         .cloned()
@@ -121,7 +121,7 @@ fn points(d: &Daemon, args: &TailArgs) -> Result<ExitCode, String> {
             rows.push((v[0].as_i64().unwrap_or(0), v[1].clone(), tags.clone()));
         }
     }
-    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     let mut rows: Vec<_> = rows.into_iter().skip(args.skip).take(args.n).collect();
     rows.reverse();
     let tag = |tags: &[(String, String)], k: &str| {
@@ -173,6 +173,9 @@ fn points(d: &Daemon, args: &TailArgs) -> Result<ExitCode, String> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// One point: time, value, tags.
+type Row = (i64, Json, Vec<(String, String)>);
 
 fn csv_cell(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {

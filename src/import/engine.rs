@@ -176,6 +176,9 @@ fn store_failure(e: &StoreError) -> ImportResult {
     ImportResult::error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
 
+/// A point of a run: timestamp, file order, value.
+type RunPoint = (i64, u32, Value);
+
 pub struct ImportRun {
     ctx: Arc<ImportContext>,
     store: Arc<Store>,
@@ -184,7 +187,7 @@ pub struct ImportRun {
     import: Import,
     out: Output,
     /// The run being filled: each series' points with their file order.
-    run: HashMap<Box<[u8]>, Vec<(i64, u32, Value)>, foldhash::fast::RandomState>,
+    run: HashMap<Box<[u8]>, Vec<RunPoint>, foldhash::fast::RandomState>,
     run_points: usize,
     run_no: u32,
     key: Vec<u8>,
