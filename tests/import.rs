@@ -778,3 +778,36 @@ fn sources_crud_over_http_and_the_cli() {
     assert_eq!(d.get("/api/v1/sources/m").status, 404);
     assert_eq!(code(&kairosd(&["sources", "show", "m", "--url", &u], None)), 2);
 }
+
+#[test]
+fn parquet_files_import_by_name_and_by_magic_bytes() {
+    let d = daemon_with_w();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/protocols/tests/fixtures/weather_ms_snappy.parquet"
+    );
+    let o = ingest(&d, &["w", fixture, "--json"], None);
+    // Row 3 has no station: quarantined (no_tags), the rest committed.
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let body: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (body["format"].as_str(), body["points_written"].as_u64()),
+        (Some("parquet"), Some(3)),
+        "{body}"
+    );
+    assert_eq!(
+        values(&d, "w.temp", json!({"station": ["s1"]})),
+        [(1700000000000, json!(20.5))]
+    );
+    assert_eq!(
+        values(&d, "w.hum", json!({"station": ["s2"]})),
+        [(1700000060000, json!(41))]
+    );
+    let q = quarantine(&d, "source=w&kind=no_tags");
+    assert_eq!(q[0]["location"]["row"], 3);
+
+    let d = daemon_with_w();
+    let r = import(&d, "source=w", &std::fs::read(fixture).unwrap());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["points_written"], 3);
+}

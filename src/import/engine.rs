@@ -207,6 +207,11 @@ pub struct ImportRun {
     cancel: Arc<AtomicBool>,
     job: Job,
     _replace_guard: Option<ReplaceGuard>,
+    clock: Clock,
+    /// Parquet needs its footer first: the body goes to a file, read at the end in
+    /// row batches (drained between them, so memory stays flat).
+    parquet: Option<(std::fs::File, PathBuf, u64)>,
+    fed: bool,
 }
 
 /// Holds a source's replace slot while its replace runs.
@@ -303,6 +308,7 @@ impl ImportRun {
             max_bytes: Some(ctx.max_bytes),
             ..ImportOptions::default()
         };
+        let params_event_time = params.event_time;
         let import = Import::new(Some(params.source.clone()), options)
             .map_err(|e| ImportResult::error(StatusCode::BAD_REQUEST, e.to_string()))?;
         let stamp = jobs::now();
@@ -353,6 +359,12 @@ impl ImportRun {
             cancel,
             job,
             _replace_guard: guard,
+            clock: Clock {
+                event_time: params_event_time,
+                receive_time: now,
+            },
+            parquet: None,
+            fed: false,
         })
     }
 
@@ -380,6 +392,45 @@ impl ImportRun {
     /// is allowed.
     pub fn feed(&mut self, bytes: &[u8]) {
         if self.stopped() {
+            return;
+        }
+        if !self.fed {
+            self.fed = true;
+            let by_name = self.params.file_name.as_deref().and_then(Format::from_name);
+            let parquet = self.params.format.or(by_name) == Some(Format::Parquet)
+                || (self.params.format.is_none() && bytes.starts_with(b"PAR1"));
+            if parquet {
+                let _ = std::fs::create_dir_all(&self.ctx.spool_dir);
+                let path = self.ctx.spool_dir.join(format!("{}.parquet", ids::format(self.id)));
+                match std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(true)
+                    .read(true)
+                    .write(true)
+                    .open(&path)
+                {
+                    Ok(f) => self.parquet = Some((f, path, 0)),
+                    Err(e) => {
+                        self.fail(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("cannot spool the Parquet file: {e}"),
+                        );
+                        return;
+                    }
+                }
+            }
+        }
+        if let Some((file, _, n)) = self.parquet.as_mut() {
+            use std::io::Write as _;
+            *n += bytes.len() as u64;
+            if *n > self.ctx.max_bytes {
+                self.fail_import(ImportError::TooLarge(self.ctx.max_bytes));
+            } else if let Err(e) = file.write_all(bytes) {
+                self.fail(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("cannot spool the Parquet file: {e}"),
+                );
+            }
             return;
         }
         if let Err(e) = self.import.feed(bytes, &mut self.out) {
@@ -610,7 +661,11 @@ impl ImportRun {
     /// answers. The job record ends `done`, `error` or `cancelled`.
     pub async fn finish(mut self) -> ImportResult {
         if !self.stopped() {
-            if let Err(e) = tokio::task::block_in_place(|| self.import.finish(&mut self.out)) {
+            if self.parquet.is_some() {
+                if let Err(e) = tokio::task::block_in_place(|| self.read_parquet()) {
+                    self.fail_import(e);
+                }
+            } else if let Err(e) = tokio::task::block_in_place(|| self.import.finish(&mut self.out)) {
                 self.fail_import(e);
             }
             tokio::task::block_in_place(|| self.drain());
@@ -714,6 +769,27 @@ impl ImportRun {
         ImportResult { status, body }
     }
 
+    /// Reads the spooled Parquet file in row batches, staging each before the next.
+    fn read_parquet(&mut self) -> Result<(), ImportError> {
+        let Some((file, _, n)) = self.parquet.as_ref() else {
+            return Ok(());
+        };
+        let file = file
+            .try_clone()
+            .map_err(|e| ImportError::Input(format!("cannot read the spooled Parquet file: {e}")))?;
+        let spooled = *n;
+        let check = row_check(&self.params, self.clock.receive_time);
+        let mut rows = kairos_protocols::import::ParquetRows::new(file, &self.params.source, self.clock, check)?;
+        while rows.read(&mut self.out, 64 * 1024)? {
+            self.drain();
+            if self.stopped() {
+                break;
+            }
+        }
+        self.out.stats.bytes = spooled;
+        Ok(())
+    }
+
     async fn end_failed(mut self, status: StatusCode, msg: String) -> ImportResult {
         let s = self.out.stats;
         let body = self.body(&s, &PublishSummary::default(), Some(msg.clone()), "error");
@@ -744,14 +820,24 @@ impl ImportRun {
     }
 
     fn body(&self, s: &Stats, p: &PublishSummary, error: Option<String>, status: &str) -> Json {
-        let compression = self.import.compression().map(|c| c.as_str());
+        let parquet = self.parquet.is_some();
+        let compression = if parquet {
+            Some("none")
+        } else {
+            self.import.compression().map(|c| c.as_str())
+        };
+        let format = if parquet {
+            Some("parquet")
+        } else {
+            self.import.format().map(|f| f.as_str())
+        };
         json!({
             "import_id": ids::format(self.id),
             "source": self.params.source.name,
             "source_version": self.params.source.version,
             "mode": self.params.mode(),
             "merge": self.params.source.merge,
-            "format": self.import.format().map(|f| f.as_str()),
+            "format": format,
             "compression": compression,
             "file": self.params.file_name,
             "dry_run": self.params.dry_run,
@@ -824,6 +910,9 @@ impl ImportRun {
 
 impl Drop for ImportRun {
     fn drop(&mut self) {
+        if let Some((_, path, _)) = self.parquet.take() {
+            let _ = std::fs::remove_file(path);
+        }
         self.ctx
             .running
             .lock()
