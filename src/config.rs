@@ -119,6 +119,11 @@ pub struct Config {
     pub ttl: crate::storage::expiry::TtlPolicy,
     /// How often expired data is compacted away (0 = only by RocksDB's own schedule).
     pub retention_compaction_interval: Duration,
+    /// Decompressed bytes one import may read (`kairosd.import.max_bytes`).
+    pub import_max_bytes: u64,
+    /// Imports from a URL may fetch from loopback and private addresses.
+    pub import_url_allow_private: bool,
+    pub import_url_timeout: Duration,
 }
 
 /// A config key: its name, default (as written in the file) and what it is for.
@@ -469,6 +474,24 @@ pub const KEYS: &[Key] = &[
         "How often points past their ttl or retention are compacted off the disk (0 = only by RocksDB's daily schedule).",
         |c, v| c.retention_compaction_interval = millis(v)?
     ),
+    key!(
+        "kairosd.import.max_bytes",
+        "17179869184",
+        "Most bytes one import (POST /api/v1/import, kairosd ingest) may read, counted after decompression (413).",
+        |c, v| c.import_max_bytes = positive(v)?
+    ),
+    key!(
+        "kairosd.import.url.allow_private",
+        "false",
+        "true: imports from a URL may fetch from loopback, private and link-local addresses (refused by default).",
+        |c, v| c.import_url_allow_private = boolean(v)?
+    ),
+    key!(
+        "kairosd.import.url.timeout_ms",
+        "60000",
+        "How long an import from a URL waits to connect and for each read.",
+        |c, v| c.import_url_timeout = millis(v)?
+    ),
 ];
 
 /// The text of `kairos.properties.example`: every key with its default and purpose.
@@ -537,6 +560,9 @@ impl Default for Config {
             },
             ttl: Default::default(),
             retention_compaction_interval: Duration::ZERO,
+            import_max_bytes: 0,
+            import_url_allow_private: false,
+            import_url_timeout: Duration::ZERO,
         };
         for key in KEYS {
             (key.apply)(&mut config, key.default).expect("defaults are valid");

@@ -21,6 +21,39 @@ use crate::query::request::TagFilter;
 pub enum Request {
     Write(WriteRequest),
     Delete(DeleteRequest),
+    /// Publish a staged import (see [`crate::import`]), in order like a delete.
+    Publish(PublishRequest),
+}
+
+/// What a publish does beyond moving the import's staged points into `points`.
+#[derive(Debug, Clone)]
+pub struct PublishSpec {
+    pub import: u64,
+    /// First write wins on (series, timestamp), against the store and within the file.
+    pub ledger: bool,
+    /// Delete these points first, in the same write (`mode=replace`).
+    pub replace: Vec<DeleteSpec>,
+    /// The job's record, written in the same write (status `done`).
+    pub job: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishSummary {
+    pub points_written: u64,
+    pub points_skipped_duplicate: u64,
+    pub points_conflicting: u64,
+    pub points_replaced: u64,
+    /// Points of new series refused by `kairosd.series.max`.
+    pub refused_series_limit: u64,
+    /// The first conflicts (ledger): a message each.
+    pub conflicts: Vec<String>,
+}
+
+pub struct PublishRequest {
+    pub spec: PublishSpec,
+    pub ack: oneshot::Sender<Result<PublishSummary, WriteFailed>>,
+    pub permit: OwnedSemaphorePermit,
 }
 
 /// Delete the points of the series of `metric` that pass `tags`, with
@@ -235,6 +268,24 @@ impl IngestHandle {
             .map_err(|_| IngestError::Timeout(timeout))?
     }
 
+    /// Queues the publish of a staged import behind every write already queued and
+    /// waits until the writer has applied it (no timeout: a large import takes a while,
+    /// and the writer answers or goes away).
+    pub async fn publish(&self, spec: PublishSpec) -> Result<PublishSummary, IngestError> {
+        let permit = Arc::clone(&self.permits)
+            .acquire_many_owned(self.min_cost)
+            .await
+            .map_err(|_| IngestError::ShuttingDown)?;
+        let (ack, rx) = oneshot::channel();
+        self.tx
+            .try_send(Request::Publish(PublishRequest { spec, ack, permit }))
+            .map_err(|_| IngestError::ShuttingDown)?;
+        match rx.await {
+            Ok(result) => result.map_err(IngestError::from),
+            Err(_) => Err(IngestError::ShuttingDown),
+        }
+    }
+
     /// Queues `batch`, waiting while the writer is behind. Returns once queued.
     pub async fn submit(&self, batch: PointBatch) -> Result<(), IngestError> {
         if batch.is_empty() {
@@ -277,7 +328,7 @@ mod tests {
     fn write(r: Request) -> WriteRequest {
         match r {
             Request::Write(w) => w,
-            Request::Delete(_) => panic!("expected a write"),
+            Request::Delete(_) | Request::Publish(_) => panic!("expected a write"),
         }
     }
 

@@ -108,6 +108,21 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let mut listeners = JoinSet::new();
     let version: Arc<str> = version().into();
 
+    let imports = {
+        let opened = store.get()?;
+        let stale = tokio::task::block_in_place(|| crate::import::jobs::recover(&opened))?;
+        if stale > 0 {
+            tracing::warn!(
+                jobs = stale,
+                "imports interrupted by the last stop ended in error; nothing of them was committed"
+            );
+        }
+        let mut ctx = crate::import::ImportContext::new(Arc::clone(&store), ingest.clone(), &config.data_dir);
+        ctx.max_bytes = config.import_max_bytes;
+        ctx.allow_private_urls = config.import_url_allow_private;
+        ctx.url_timeout = config.import_url_timeout;
+        Arc::new(ctx)
+    };
     let bound = sources::start(config, &ingest, &metrics, &version, &shutdown, &mut listeners).await?;
     let mut http_addr = None;
     if config.http_enabled {
@@ -129,6 +144,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             query_threads: config.query_threads,
             server_type: config.server_type,
             series_cache: config.series_cache,
+            imports,
         });
         let limits = HttpLimits {
             max_connections: config.http_max_connections,

@@ -35,7 +35,8 @@ use crossbeam_channel::RecvTimeoutError;
 use kairos_protocols::{series_key, PointBatch, Value};
 
 use crate::ingest::{
-    Committed, DeleteRequest, DeleteSpec, DeleteSummary, IngestReceiver, Request, WriteFailed, WriteRequest,
+    Committed, DeleteRequest, DeleteSpec, DeleteSummary, IngestReceiver, PublishRequest, Request, WriteFailed,
+    WriteRequest,
 };
 use crate::maintenance::Activity;
 use crate::metrics::Metrics;
@@ -43,6 +44,8 @@ use crate::storage::expiry::{self, TtlPolicy};
 use crate::storage::keys::{self, NameKind, SeriesId};
 use crate::storage::write::Commit;
 use crate::storage::{chunk, free_bytes, staging, Store, StoreError, StoreHandle, CF_SERIES, CF_STAGING};
+
+mod publish;
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -372,6 +375,7 @@ impl Writer {
             };
             let mut disconnected = false;
             let mut deletes: Vec<DeleteRequest> = Vec::new();
+            let mut publishes: Vec<PublishRequest> = Vec::new();
             match received {
                 Ok(Request::Write(req)) => {
                     commit_at.get_or_insert_with(|| Instant::now() + self.config.linger);
@@ -389,6 +393,10 @@ impl Writer {
                                 deletes.push(d);
                                 break;
                             }
+                            Ok(Request::Publish(p)) => {
+                                publishes.push(p);
+                                break;
+                            }
                             Err(crossbeam_channel::TryRecvError::Empty) => break,
                             Err(crossbeam_channel::TryRecvError::Disconnected) => {
                                 disconnected = true;
@@ -398,6 +406,7 @@ impl Writer {
                     }
                 }
                 Ok(Request::Delete(d)) => deletes.push(d),
+                Ok(Request::Publish(p)) => publishes.push(p),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => disconnected = true,
             }
@@ -405,6 +414,7 @@ impl Writer {
             if !pending.is_empty()
                 && (disconnected
                     || !deletes.is_empty()
+                    || !publishes.is_empty()
                     || pending_points >= self.config.batch_points
                     || commit_at.is_some_and(|t| now >= t))
             {
@@ -414,6 +424,9 @@ impl Writer {
             }
             for d in deletes {
                 self.apply_delete(d);
+            }
+            for p in publishes {
+                self.apply_publish(p);
             }
             if !self.staged.is_empty() && (disconnected || self.promote_at().is_some_and(|t| now >= t)) {
                 self.try_promote();

@@ -543,14 +543,26 @@ fn one_connection_posting_its_series_again_stores_exactly_what_it_sent() {
     let mut s = TcpStream::connect(d.http).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let bodies = [
-        (r#"[{"name":"kc","tags":{"h":"a","dc":"x"},"datapoints":[[1000,1]]}]"#, 204),
+        (
+            r#"[{"name":"kc","tags":{"h":"a","dc":"x"},"datapoints":[[1000,1]]}]"#,
+            204,
+        ),
         (
             r#"[{"name":"kc","tags":{"h":"a","dc":"x"},"datapoints":[[2000,2]]},{"name":"kc","tags":{"h":"b","dc":"x"},"datapoints":[[2000,20]]}]"#,
             204,
         ),
-        (r#"[{"name":"kc","tags":{"h":"a","dc":""},"datapoints":[[3000,3]]}]"#, 400),
-        (r#"[{"name":"kc","tags":{"dc":"x","h":"a"},"datapoints":[[4000,4.5]]}]"#, 204),
-        (r#"[{"name":"kc","tags":{"h":"a","dc":"x"},"datapoints":[[5000,5]]}]"#, 204),
+        (
+            r#"[{"name":"kc","tags":{"h":"a","dc":""},"datapoints":[[3000,3]]}]"#,
+            400,
+        ),
+        (
+            r#"[{"name":"kc","tags":{"dc":"x","h":"a"},"datapoints":[[4000,4.5]]}]"#,
+            204,
+        ),
+        (
+            r#"[{"name":"kc","tags":{"h":"a","dc":"x"},"datapoints":[[5000,5]]}]"#,
+            204,
+        ),
     ];
     for (body, status) in bodies {
         let req = format!(
@@ -571,7 +583,12 @@ fn one_connection_posting_its_series_again_stores_exactly_what_it_sent() {
     let results = res["queries"][0]["results"].as_array().unwrap();
     let by_host: std::collections::BTreeMap<String, Vec<(i64, f64)>> = results
         .iter()
-        .map(|r| (r["tags"]["h"][0].as_str().unwrap().to_owned(), common::pairs(r["values"].as_array().unwrap())))
+        .map(|r| {
+            (
+                r["tags"]["h"][0].as_str().unwrap().to_owned(),
+                common::pairs(r["values"].as_array().unwrap()),
+            )
+        })
         .collect();
     assert_eq!(by_host["a"], vec![(1000, 1.0), (2000, 2.0), (4000, 4.5), (5000, 5.0)]);
     assert_eq!(by_host["b"], vec![(2000, 20.0)]);

@@ -199,6 +199,7 @@ fn a_failed_promotion_backs_off_instead_of_spinning() {
         r.metrics.health.write_failing().is_none() && {
             let store = r.store.get().unwrap();
             let view = store.view();
+            #[allow(clippy::let_and_return)]
             let empty = view
                 .staged_points(&[1].into_iter().collect(), i64::MIN, i64::MAX)
                 .unwrap()

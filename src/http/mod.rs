@@ -4,17 +4,23 @@
 //! builds KairosDB's headers, errors and gzip.
 
 pub mod body;
+pub mod client;
 pub mod connection;
 pub mod delete;
 pub mod health;
 pub mod idle;
+pub mod import;
+pub mod import_jobs;
 pub mod ingest;
 pub mod metadata;
 pub mod metadata_service;
+pub mod multipart;
+pub mod quarantine;
 pub mod query;
 pub mod response;
 pub mod retention;
 pub mod routes;
+pub mod sources;
 
 use std::sync::Arc;
 use std::time::Duration;

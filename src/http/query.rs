@@ -185,8 +185,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let metrics = Arc::new(Metrics::default());
         let (ingest, _rx) = IngestHandle::new(100, Arc::clone(&metrics));
+        let store = Arc::new(StoreHandle::open(dir.path(), 7_200_000, Default::default()).unwrap());
+        let imports = Arc::new(crate::import::ImportContext::new(
+            Arc::clone(&store),
+            ingest.clone(),
+            dir.path(),
+        ));
         let ctx = HttpContext {
-            store: Arc::new(StoreHandle::open(dir.path(), 7_200_000, Default::default()).unwrap()),
+            store,
+            imports,
             ingest,
             metrics,
             max_body_bytes: 1 << 20,

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use tokio::sync::Semaphore;
 
 use super::response::{self, Resp};
-use super::{delete, health, ingest, metadata, metadata_service, query, retention};
+use super::{delete, health, import, ingest, metadata, metadata_service, quarantine, query, retention, sources};
 use kairos_protocols::series_cache::CacheLimits;
 
 use super::connection::Connection;
@@ -42,6 +42,8 @@ pub struct HttpContext {
     pub server_type: ServerType,
     /// Bounds of each connection's REST series cache (`kairosd.ingest.series_cache_*`).
     pub series_cache: CacheLimits,
+    /// File imports: sources, jobs, the import engine's limits.
+    pub imports: Arc<crate::import::ImportContext>,
 }
 
 impl HttpContext {
@@ -75,6 +77,54 @@ enum Route {
     Retention,
     /// `/api/v1/metadata/...`: its decoded path segments.
     MetadataService(Vec<String>),
+    Import {
+        vm: bool,
+    },
+    ImportAnalyze,
+    ImportJobs,
+    ImportJob(String),
+    Sources,
+    Source(String, Option<String>),
+    Quarantine,
+}
+
+/// The import endpoints (spec `import.md` §4).
+fn import_route(path: &str) -> Option<(Route, &'static [Method], Group)> {
+    const GET: &[Method] = &[Method::GET];
+    const POST: &[Method] = &[Method::POST];
+    Some(match path {
+        "/api/v1/import" => (Route::Import { vm: false }, POST, Group::Ingest),
+        "/api/v1/import/csv" => (Route::Import { vm: true }, POST, Group::Ingest),
+        "/api/v1/import/analyze" => (Route::ImportAnalyze, POST, Group::Ingest),
+        "/api/v1/import/jobs" => (Route::ImportJobs, GET, Group::Ingest),
+        "/api/v1/sources" => (Route::Sources, &[Method::GET, Method::POST], Group::Ingest),
+        "/api/v1/quarantine" => (Route::Quarantine, &[Method::GET, Method::DELETE], Group::Ingest),
+        _ => {
+            if let Some(id) = path.strip_prefix("/api/v1/import/jobs/") {
+                return Some((
+                    Route::ImportJob(id.to_owned()),
+                    &[Method::GET, Method::DELETE],
+                    Group::Ingest,
+                ));
+            }
+            let rest = path.strip_prefix("/api/v1/sources/")?;
+            let (name, action) = match rest.split_once('/') {
+                Some((n, a)) => (n, Some(a.to_owned())),
+                None => (rest, None),
+            };
+            let methods: &'static [Method] = if action.is_some() {
+                POST
+            } else {
+                &[Method::GET, Method::PUT, Method::DELETE]
+            };
+            let _ = GET;
+            (
+                Route::Source(response::percent_decode(name), action),
+                methods,
+                Group::Ingest,
+            )
+        }
+    })
 }
 
 fn route(path: &str) -> Option<(Route, &'static [Method], Group)> {
@@ -103,6 +153,9 @@ fn route(path: &str) -> Option<(Route, &'static [Method], Group)> {
             &[Method::GET, Method::POST, Method::DELETE],
             Group::Always,
         ),
+        p if p.starts_with("/api/v1/import") || p.starts_with("/api/v1/sources") || p == "/api/v1/quarantine" => {
+            return import_route(p)
+        }
         _ => {
             let name = path.strip_prefix("/api/v1/metric/")?;
             (
@@ -170,6 +223,13 @@ pub async fn handle(req: Request<Incoming>, conn: &Connection, ctx: &HttpContext
         Route::SelfMetrics => health::metrics(ctx),
         Route::Retention => retention::handle(req, ctx).await,
         Route::MetadataService(parts) => metadata_service::handle(req, parts, ctx).await,
+        Route::Import { vm } => import::import(req, ctx, vm).await,
+        Route::ImportAnalyze => import::analyze(req, ctx).await,
+        Route::ImportJobs => import::list_jobs(req.uri().query().unwrap_or(""), ctx),
+        Route::ImportJob(id) => import::job(&id, method == Method::DELETE, ctx),
+        Route::Sources => sources::collection(req, ctx).await,
+        Route::Source(name, action) => sources::one(req, &name, action.as_deref(), ctx).await,
+        Route::Quarantine => quarantine::handle(&req, ctx),
     };
     if gzip {
         response::gzip(resp).await

@@ -8,6 +8,7 @@ pub mod corrupt;
 pub mod expiry;
 pub mod faults;
 pub mod handle;
+pub mod imports;
 pub mod keys;
 pub mod metadata;
 pub mod retention;
@@ -54,7 +55,7 @@ pub const CF_QUARANTINE: &str = "quarantine";
 pub const CF_RETENTION: &str = "retention";
 /// The metadata API's service key/value store (see [`metadata`]).
 pub const CF_METADATA: &str = "metadata";
-pub const ALL_CFS: [&str; 10] = [
+pub const ALL_CFS: [&str; 14] = [
     CF_META,
     CF_SERIES,
     CF_SERIES_BY_ID,
@@ -65,6 +66,10 @@ pub const ALL_CFS: [&str; 10] = [
     CF_QUARANTINE,
     CF_RETENTION,
     CF_METADATA,
+    imports::CF_SOURCES,
+    imports::CF_IMPORT_JOBS,
+    imports::CF_IMPORT_QUARANTINE,
+    imports::CF_IMPORT_STAGING,
 ];
 
 pub(crate) const META_SCHEMA_VERSION: &[u8] = b"schema_version";
@@ -327,6 +332,7 @@ pub(crate) fn cf_options(name: &str, retention: &Arc<retention::Retention>) -> O
         CF_POINTS => points_cf_options(Arc::clone(retention)),
         CF_STAGING => staging_cf_options(),
         CF_SERIES => series_cf_options(),
+        imports::CF_IMPORT_STAGING => imports::import_staging_cf_options(),
         _ => index_cf_options(),
     }
 }

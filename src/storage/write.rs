@@ -58,8 +58,20 @@ impl Store {
     /// operand, so nothing comes back at compaction). Call it with nothing staged for
     /// these series (the writer promotes first) and nothing written in between.
     pub fn plan_delete(&self, series: &[SeriesId], start: i64, end: i64) -> Result<DeletePlan, StoreError> {
+        self.plan_delete_with(WriteBatch::default(), series, start, end)
+    }
+
+    /// [`Store::plan_delete`] adding to `batch` (a replace's publish writes the delete
+    /// and the import's points in one write).
+    fn plan_delete_with(
+        &self,
+        batch: WriteBatch,
+        series: &[SeriesId],
+        start: i64,
+        end: i64,
+    ) -> Result<DeletePlan, StoreError> {
         let mut plan = DeletePlan {
-            batch: WriteBatch::default(),
+            batch,
             emptied: Vec::new(),
             chunks_touched: 0,
         };
@@ -248,6 +260,57 @@ impl Promotion<'_> {
         self.batch
             .delete_range_cf(s.cf(CF_STAGING), 0u64.to_be_bytes(), staged_below.to_be_bytes());
         s.faults.check(Site::Promotion)?;
+        s.write(self.batch, sync)
+    }
+}
+
+/// The publish of an import (see [`crate::import`]): the same commit as a group commit
+/// (new series and names), plus chunk operands written straight to `points`, the
+/// removal of the import's staging records and its job record, in one atomic write.
+impl Commit<'_> {
+    /// Merges `chunk` into the stored chunk of (`series`, `bucket`).
+    pub fn add_chunk(&mut self, series: SeriesId, bucket: i64, chunk: &[u8]) {
+        self.batch
+            .merge_cf(self.store.cf(CF_POINTS), keys::point_key(series, bucket), chunk);
+    }
+
+    /// Puts a record of an import column family (the job) into the same write.
+    pub fn put_import_record(&mut self, cf: &'static str, key: &[u8], value: &[u8]) {
+        self.batch.put_cf(self.store.cf(cf), key, value);
+    }
+
+    /// Deletes the points of `series` with `start <= ts <= end` in this write (see
+    /// [`Store::plan_delete`]); the series stay in the index.
+    pub fn delete_points(&mut self, series: &[SeriesId], start: i64, end: i64) -> Result<(), StoreError> {
+        let batch = std::mem::take(&mut self.batch);
+        let plan = self.store.plan_delete_with(batch, series, start, end)?;
+        self.batch = plan.batch;
+        Ok(())
+    }
+
+    /// Bytes of the write so far.
+    pub fn size_in_bytes(&self) -> usize {
+        self.batch.size_in_bytes()
+    }
+
+    /// Writes everything added and drops the staging records of `import`.
+    pub fn finish_import(
+        mut self,
+        next_series_id: Option<SeriesId>,
+        import: u64,
+        sync: bool,
+    ) -> Result<(), StoreError> {
+        let s = self.store;
+        if let Some(next) = next_series_id {
+            self.batch
+                .put_cf(s.cf(CF_META), META_NEXT_SERIES_ID, next.to_be_bytes());
+        }
+        self.batch.delete_range_cf(
+            s.cf(super::imports::CF_IMPORT_STAGING),
+            import.to_be_bytes().to_vec(),
+            super::imports::staging_end(import),
+        );
+        s.faults.check(Site::Commit)?;
         s.write(self.batch, sync)
     }
 }
