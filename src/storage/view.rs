@@ -102,6 +102,26 @@ impl<'a> View<'a> {
         Ok(out)
     }
 
+    /// Calls `f(id, canonical key)` for every series of `metric`, in key order, without
+    /// decoding the keys (a plan over a million series reads tags only where needed).
+    pub fn series_keys_of_metric(&self, metric: &str, mut f: impl FnMut(SeriesId, &[u8])) -> Result<(), StoreError> {
+        let mut bad = false;
+        self.scan_prefix(CF_SERIES, &series_key::metric_prefix(metric), |k, v| {
+            match <[u8; 8]>::try_from(v) {
+                Ok(id) => f(u64::from_be_bytes(id), k),
+                Err(_) => bad = true,
+            }
+            true
+        })?;
+        if bad {
+            return Err(StoreError::Corrupt {
+                cf: CF_SERIES,
+                what: "series entry",
+            });
+        }
+        Ok(())
+    }
+
     /// Ids of the series of `metric` that carry tag `name` with value `value`.
     pub fn series_with_tag(&self, metric: &str, name: &str, value: &str) -> Result<Vec<SeriesId>, StoreError> {
         let prefix = keys::tag_index_prefix(metric, name, Some(value));
@@ -166,6 +186,21 @@ impl<'a> View<'a> {
                 cf: CF_SERIES_BY_ID,
                 what: "series key",
             }),
+        }
+    }
+
+    /// Calls `f` with the canonical key of series `id`, as stored; false if there is none.
+    pub fn with_series_key(&self, id: SeriesId, f: impl FnOnce(&[u8])) -> Result<bool, StoreError> {
+        match self
+            .store
+            .db
+            .get_pinned_cf_opt(self.store.cf(CF_SERIES_BY_ID), id.to_be_bytes(), &self.read_options())?
+        {
+            Some(v) => {
+                f(&v);
+                Ok(true)
+            }
+            None => Ok(false),
         }
     }
 
