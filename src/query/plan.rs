@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 
 use super::request::{MetricQuery, TagFilter, TagMatch};
+use crate::storage::keys::{unescape_into, RawTags};
 use crate::storage::{SeriesId, StoreError, Tags, View};
 
 /// A series to read, with where its canonical key lies in the plan's [`SeriesKeys`].
@@ -45,30 +46,9 @@ impl SeriesKeys {
 }
 
 /// The (name, value) pairs of a canonical series key, still escaped and without their
-/// terminators; [`unescape`] turns a part into text. Escaping is one-to-one, so equal
-/// parts are equal names or values.
+/// terminators; [`unescape`] turns a part into text.
 pub fn raw_tags(key: &[u8]) -> RawTags<'_> {
-    let rest = match memchr::memchr(0, key) {
-        Some(end) => &key[end + 1..],
-        None => &[],
-    };
-    RawTags { rest }
-}
-
-pub struct RawTags<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Iterator for RawTags<'a> {
-    type Item = (&'a [u8], &'a [u8]);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let k_end = memchr::memchr(0, self.rest)?;
-        let (k, after) = (&self.rest[..k_end], &self.rest[k_end + 1..]);
-        let v_end = memchr::memchr(0, after)?;
-        self.rest = &after[v_end + 1..];
-        Some((k, &after[..v_end]))
-    }
+    RawTags::of(key)
 }
 
 /// The text of an escaped key part (`0x01 0x01` → `0x00`, `0x01 0x02` → `0x01`).
@@ -79,20 +59,7 @@ pub fn unescape(part: &[u8]) -> Cow<'_, str> {
         return String::from_utf8_lossy(part);
     }
     let mut out = Vec::with_capacity(part.len());
-    let mut it = part.iter();
-    while let Some(&b) = it.next() {
-        match (b, it.clone().next()) {
-            (1, Some(&1)) => {
-                out.push(0);
-                it.next();
-            }
-            (1, Some(&2)) => {
-                out.push(1);
-                it.next();
-            }
-            _ => out.push(b),
-        }
-    }
+    unescape_into(part, &mut out);
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
