@@ -140,7 +140,7 @@ fn count_fresh(store: &Store, q: &request::Query, series: usize) -> usize {
 #[inline(never)]
 fn count_compacted(store: &Store, q: &request::Query, series: usize) -> usize {
     // Not the same body as count_fresh, or the two could be folded into one symbol.
-    std::hint::black_box(count(store, q, series)) + 0
+    std::hint::black_box(count(store, q, series)).wrapping_add(std::hint::black_box(0))
 }
 
 /// Each shape once, in functions of their own for `--toggle-collect`.

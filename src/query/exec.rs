@@ -572,6 +572,7 @@ fn merge_part(merged: &mut FoldPart, part: FoldPart, kind: &RangeKind, single: b
 }
 
 /// A folded group's outputs: its sub-groups' ranges, through the rest of the chain.
+#[allow(clippy::too_many_arguments)] // the fold's parts, each used once
 fn fold_outputs(
     ctx: &mut ExecCtx<'_, '_>,
     m: &MetricQuery,

@@ -64,7 +64,7 @@ pub fn tag_index_prefix(metric: &str, name: &str, value: Option<&str>) -> Vec<u8
 /// `0x01`). `None` unless the key is whole: a metric and complete pairs, each ended
 /// by its `0x00` (escaping never writes a `0x00`, so counting them is enough).
 pub fn split_series_key(key: &[u8]) -> Option<(&[u8], RawTags<'_>)> {
-    if key.last() != Some(&0) || memchr::memchr_iter(0, key).count() % 2 == 0 {
+    if key.last() != Some(&0) || memchr::memchr_iter(0, key).count().is_multiple_of(2) {
         return None;
     }
     let end = memchr::memchr(0, key)?;
