@@ -219,6 +219,7 @@ impl<'a> View<'a> {
             width: self.store.bucket_width,
             scratch: Vec::new(),
             decoded: 0,
+            at_or_after: None,
         }
     }
 
@@ -259,6 +260,9 @@ pub struct PointReader<'v> {
     width: i64,
     scratch: Vec<(i64, Value)>,
     decoded: u64,
+    /// The iterator stands on the first key at or after this one (set by
+    /// [`PointReader::seek_to`]; cleared by any other move).
+    at_or_after: Option<[u8; 16]>,
 }
 
 impl PointReader<'_> {
@@ -336,13 +340,25 @@ impl PointReader<'_> {
     /// memtable and level); a step that falls short is followed by the seek. Further
     /// away it seeks at once: a step resolves the key it lands on (merging its
     /// operands), wasted on a series the query did not ask for.
+    ///
+    /// Where the iterator already stands on the first key at or after an earlier
+    /// target no greater than this one, and that key is at or after this target, it is
+    /// the answer as it is: a series' last bucket read, the next series' first chunk is
+    /// where the iterator landed.
     fn seek_to(&mut self, id: SeriesId, from: i64) {
         let target = keys::point_key(id, from);
+        if self.at_or_after.is_some_and(|prev| prev <= target)
+            && (!self.it.valid() || self.it.key().is_some_and(|k| k >= &target[..]))
+        {
+            self.at_or_after = Some(target);
+            return;
+        }
         let near = self.it.valid()
             && self.it.key().is_some_and(|k| {
                 keys::parse_point_key(k)
                     .is_some_and(|(s, _)| (s == id || s.checked_add(1) == Some(id)) && k < &target[..])
             });
+        self.at_or_after = Some(target);
         if near {
             self.it.next();
             if !self.it.valid() || self.it.key().is_some_and(|k| k >= &target[..]) {
@@ -372,7 +388,7 @@ impl PointReader<'_> {
         if from > last {
             return Ok(None);
         }
-        self.it.seek(keys::point_key(id, from));
+        self.seek_to(id, from);
         if !self.it.valid() {
             self.it.status()?;
             return Ok(None);
@@ -396,6 +412,7 @@ impl PointReader<'_> {
         if first > to {
             return Ok(None);
         }
+        self.at_or_after = None;
         self.it.seek_for_prev(keys::point_key(id, to));
         self.take_chunk(id, first, to, out)
     }
@@ -437,6 +454,7 @@ impl PointReader<'_> {
     ) -> Result<usize, StoreError> {
         let before = out.len();
         let last_bucket = keys::bucket_start(end, self.width);
+        self.at_or_after = None;
         self.it.seek(keys::point_key(id, keys::bucket_start(start, self.width)));
         while self.it.valid() {
             let (Some(k), Some(v)) = (self.it.key(), self.it.value()) else {
