@@ -101,6 +101,15 @@ pub struct Writer {
     /// Looked up once per point run. foldhash rather than SipHash: several times faster
     /// on short keys, and still seeded per process against crafted collisions.
     series: HashMap<Box<[u8]>, SeriesId, foldhash::fast::RandomState>,
+    /// Every series in the store is in `series`: the store had none when this writer
+    /// opened it, and since then only this writer has created series (and forgotten
+    /// them only where they left the store: a failed commit, a delete). A miss is then
+    /// a new series, with no dictionary look-up, which is most of a first-seen series'
+    /// cost on a store that starts empty. Turned off for good by anything that could
+    /// break it (a failed commit, whose outcome the store may still replay; a reopen).
+    series_complete: bool,
+    /// Scratch for the dictionary, index and name keys of a new series.
+    key_scratch: Vec<u8>,
     next_id: SeriesId,
     /// Series allocated by the commit in progress (undone if it fails).
     created: Vec<Box<[u8]>>,
@@ -191,6 +200,11 @@ impl Writer {
     /// Opens the writer; points a crash left in the staging log are promoted first.
     pub fn new(store: Arc<Store>, metrics: Arc<Metrics>, config: WriterConfig) -> Result<Writer, StoreError> {
         let next_id = store.next_series_id()?;
+        let mut no_series = true;
+        store.view().scan_prefix(CF_SERIES, &[], |_, _| {
+            no_series = false;
+            false
+        })?;
         let mut writer = Writer {
             store: Some(store),
             handle: None,
@@ -198,6 +212,8 @@ impl Writer {
             metrics,
             config,
             series: HashMap::default(),
+            series_complete: no_series,
+            key_scratch: Vec::new(),
             next_id,
             created: Vec::new(),
             known_names: HashSet::default(),
@@ -253,6 +269,7 @@ impl Writer {
     fn reopen(&mut self) {
         let Some(handle) = self.handle.clone() else { return };
         self.last_reopen = Some(Instant::now());
+        self.series_complete = false;
         tracing::warn!("closing and reopening the store to clear a storage error");
         match handle.reopen(self.store.take(), REOPEN_WAIT) {
             Ok(store) => {
@@ -638,6 +655,7 @@ impl Writer {
                 Ok(())
             }
             Err(err) => {
+                self.series_complete = false;
                 self.staged.truncate(staged_before);
                 for key in self.created.drain(..) {
                     self.series.remove(&key);
@@ -927,9 +945,11 @@ impl Writer {
         if let Some(&id) = self.series.get(key) {
             return Ok(Some(id));
         }
-        if let Some(id) = self.store().series_id(key)? {
-            self.series.insert(key.into(), id);
-            return Ok(Some(id));
+        if !self.series_complete {
+            if let Some(id) = self.store().series_id(key)? {
+                self.series.insert(key.into(), id);
+                return Ok(Some(id));
+            }
         }
         if let Some(max) = self.max_series {
             if self.series_count + self.created.len() as u64 >= max {
@@ -937,28 +957,34 @@ impl Writer {
             }
         }
         let id = self.next_id;
+        let mut scratch = std::mem::take(&mut self.key_scratch);
+        if !commit.add_series_key(id, key, &mut scratch) {
+            self.key_scratch = scratch;
+            return Err(StoreError::Corrupt {
+                cf: CF_SERIES,
+                what: "series key from a listener",
+            });
+        }
         self.next_id += 1;
-        let (metric, tags) = series_key::decode(key).map_err(|_| StoreError::Corrupt {
-            cf: CF_SERIES,
-            what: "series key from a listener",
-        })?;
-        commit.add_series(id, key, &metric, &tags);
         if self.known_names.len() > MAX_KNOWN_NAMES {
             self.known_names.clear();
         }
-        let names = std::iter::once((NameKind::Metric, metric.as_str())).chain(
-            tags.iter()
-                .flat_map(|(k, v)| [(NameKind::TagName, k.as_str()), (NameKind::TagValue, v.as_str())]),
-        );
-        for (kind, name) in names {
-            let key = keys::name_key(kind, name);
-            if !self.known_names.contains(key.as_slice()) {
-                commit.add_name(&key);
-                let key: Box<[u8]> = key.into();
-                self.known_names.insert(key.clone());
-                self.new_names.push(key);
+        let (metric, tags) = keys::split_series_key(key).expect("checked by add_series_key");
+        let names = std::iter::once((NameKind::Metric, metric))
+            .chain(tags.flat_map(|(k, v)| [(NameKind::TagName, k), (NameKind::TagValue, v)]));
+        for (kind, part) in names {
+            // The `names` key holds the text (unescaped), as `keys::name_key` writes it.
+            scratch.clear();
+            scratch.push(kind as u8);
+            keys::unescape_into(part, &mut scratch);
+            if !self.known_names.contains(scratch.as_slice()) {
+                commit.add_name(&scratch);
+                let name: Box<[u8]> = scratch.as_slice().into();
+                self.known_names.insert(name.clone());
+                self.new_names.push(name);
             }
         }
+        self.key_scratch = scratch;
         let key: Box<[u8]> = key.into();
         self.created.push(key.clone());
         self.series.insert(key, id);
@@ -1090,6 +1116,54 @@ mod tests {
             .staged_points(&[id].into_iter().collect(), i64::MIN, i64::MAX)
             .unwrap();
         assert!(staged.is_empty(), "promotion left staging records behind");
+    }
+
+    /// A writer that opened an empty store skips the dictionary look-up for series it
+    /// has not seen; one that opened a store with series looks them up, so a series
+    /// written before a restart keeps its id (and gets no second dictionary entry).
+    #[test]
+    fn series_keep_their_ids_across_writers_with_and_without_look_ups() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), 7_200_000).unwrap());
+        let batch = |hosts: std::ops::Range<u32>| {
+            let mut b = PointBatch::new();
+            for h in hosts {
+                let host = format!("h{h}\u{1}");
+                b.push_parts(
+                    "m",
+                    [("dc", "eu"), ("host", host.as_str())],
+                    5,
+                    Value::Long(h.into()),
+                    0,
+                );
+            }
+            b
+        };
+        let ids = |store: &Store| -> Vec<(SeriesId, Vec<(String, String)>)> {
+            let mut out = store.view().series_of_metric("m").unwrap();
+            out.sort();
+            out
+        };
+        let mut w = Writer::new(Arc::clone(&store), Arc::new(Metrics::default()), config()).unwrap();
+        assert!(w.series_complete, "an empty store");
+        w.write_batches(&[batch(0..3)]).unwrap();
+        w.write_batches(&[batch(1..4)]).unwrap();
+        drop(w);
+        let first = ids(&store);
+        assert_eq!(first.len(), 4);
+        let mut w = Writer::new(Arc::clone(&store), Arc::new(Metrics::default()), config()).unwrap();
+        assert!(!w.series_complete, "a store with series");
+        w.write_batches(&[batch(2..6)]).unwrap();
+        drop(w);
+        let second = ids(&store);
+        assert_eq!(second.len(), 6);
+        assert_eq!(&second[..4], &first[..], "old series kept their ids");
+        // The index and the names hold what the decoding path wrote.
+        let view = store.view();
+        assert_eq!(view.series_with_tag("m", "host", "h5\u{1}").unwrap(), [second[5].0]);
+        assert_eq!(view.series_with_tag("m", "dc", "eu").unwrap().len(), 6);
+        assert_eq!(view.names(NameKind::TagValue, "h").unwrap().len(), 6);
+        assert_eq!(view.names(NameKind::TagName, "").unwrap(), ["dc", "host"]);
     }
 
     #[test]

@@ -120,7 +120,13 @@ fn main() {
     let e2e_s = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(daemon.pid()) - cpu0;
     let hwm_kb = status_kb(daemon.pid(), "VmHWM:");
+    // The count reads every point back through the query API: timed on its own, as a
+    // count over many series is a cost of its own (one query per metric).
+    eprintln!("counting through the query API (kairosd pid {})...", daemon.pid());
+    let count_started = Instant::now();
     let counted = count(http, base_ts * 1000, last_ts * 1000);
+    let count_s = count_started.elapsed().as_secs_f64();
+    let count_cpu = cpu_seconds(daemon.pid()) - cpu0 - cpu;
     daemon.stop();
     let disk_before = dir_bytes(&data);
     let status = Command::new(&exe)
@@ -134,7 +140,7 @@ fn main() {
     println!(
         "{{\"proto\":\"{}\",\"points\":{},\"series\":{},\"conns\":{},\"wire_bytes\":{bytes},\"send_s\":{send_s:.3},\"e2e_s\":{e2e_s:.3},\
 \"e2e_pps\":{:.0},\"cpu_s\":{cpu:.3},\"cpu_s_per_million\":{:.3},\"peak_rss_mb\":{:.1},\"verified\":{counted},\
-\"disk_bytes_before_compaction\":{disk_before},\"disk_bytes\":{disk},\"bytes_per_point\":{:.3}}}",
+\"count_s\":{count_s:.3},\"count_cpu_s\":{count_cpu:.3},\"disk_bytes_before_compaction\":{disk_before},\"disk_bytes\":{disk},\"bytes_per_point\":{:.3}}}",
         proto.name(),
         args.points,
         args.series,

@@ -16,7 +16,7 @@
 //! much stops early with a message saying how far it got.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
@@ -28,12 +28,12 @@ use super::aggregators::save_as::Saved;
 use super::aggregators::{AggSpec, Chain, ChainError, GroupContext, Pt, Val};
 use super::group_by::GroupBySpec;
 use super::json;
-use super::plan::{MetricPlan, PlannedGroup, SeriesInfo};
+use super::plan::{raw_tags, unescape, MetricPlan, PlannedGroup, SeriesInfo, SeriesKeys};
 use super::request::{MetricQuery, Order};
 use super::scan::{SeriesCursor, Staged};
 use crate::storage::keys::bucket_start;
 use crate::storage::view::PointReader;
-use crate::storage::{SeriesId, StoreError, View};
+use crate::storage::{StoreError, View};
 
 /// The state one query shares across its metrics.
 pub struct ExecCtx<'a, 'v> {
@@ -121,7 +121,7 @@ pub fn run_metric(ctx: &mut ExecCtx<'_, '_>, m: &MetricQuery, plan: &MetricPlan)
         Some(r) => out.groups = fold_groups(ctx, m, plan, r, &non_tag, &mut out.sample_size, &mut budget)?,
         None => {
             for group in &plan.groups {
-                let outputs = merge_group(ctx, m, group, &non_tag, &mut out.sample_size, &mut budget)?;
+                let outputs = merge_group(ctx, m, group, &plan.keys, &non_tag, &mut out.sample_size, &mut budget)?;
                 out.groups.extend(outputs);
             }
         }
@@ -182,25 +182,56 @@ fn sub_of<T>(
 /// Tag names with their sorted values.
 pub type TagUnion = Vec<(String, Vec<String>)>;
 
-/// The union of the tags of the `series` picked by `pick`, built once per group from
-/// borrowed strings (a group can have a million series sharing a few dozen values).
-fn union_of<'a>(series: impl Iterator<Item = &'a SeriesInfo>) -> TagUnion {
-    let mut union: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for s in series {
-        for (k, v) in &s.tags {
-            union.entry(k).or_default().insert(v);
+/// The union of the tags of the series with these canonical `keys`, built once per
+/// group. A group can have a million series sharing a few dozen values, so it works
+/// on the escaped key parts (one-to-one with the texts): a short list of tag names,
+/// tried first at the position the name had in the previous series, and a hash set of
+/// values per name; only the distinct names and values are turned into strings.
+pub(crate) fn union_of<'a>(keys: impl Iterator<Item = &'a [u8]>) -> TagUnion {
+    type Values<'a> = HashSet<&'a [u8], foldhash::fast::RandomState>;
+    let mut names: Vec<(&[u8], Values<'a>)> = Vec::new();
+    for key in keys {
+        for (j, (k, v)) in raw_tags(key).enumerate() {
+            let i = match names.get(j) {
+                Some((n, _)) if *n == k => j,
+                _ => match names.iter().position(|(n, _)| *n == k) {
+                    Some(i) => i,
+                    None => {
+                        names.push((k, Values::default()));
+                        names.len() - 1
+                    }
+                },
+            };
+            names[i].1.insert(v);
         }
     }
-    union
+    let mut union: TagUnion = names
         .into_iter()
-        .map(|(k, vs)| (k.to_string(), vs.into_iter().map(str::to_string).collect()))
-        .collect()
+        .map(|(k, vs)| {
+            let mut vs: Vec<String> = vs.into_iter().map(|v| unescape(v).into_owned()).collect();
+            vs.sort_unstable();
+            vs.dedup();
+            (unescape(k).into_owned(), vs)
+        })
+        .collect();
+    union.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    union.dedup_by(|b, a| {
+        // Equal names only from damaged (non-UTF-8) keys: keep one, with both's values.
+        if a.0 != b.0 {
+            return false;
+        }
+        a.1.append(&mut b.1);
+        a.1.sort_unstable();
+        a.1.dedup();
+        true
+    });
+    union
 }
 
 /// What save_as names a group by: every series' tags, only worked out when needed.
-fn plan_tags(m: &MetricQuery, group: &PlannedGroup) -> TagUnion {
+fn plan_tags(m: &MetricQuery, group: &PlannedGroup, keys: &SeriesKeys) -> TagUnion {
     if m.aggregators.iter().any(|a| matches!(a, AggSpec::SaveAs(_))) {
-        union_of(group.series.iter())
+        union_of(group.series.iter().map(|s| keys.get(&s.key)))
     } else {
         Vec::new()
     }
@@ -291,8 +322,8 @@ impl SharedBudget {
 struct FoldPart {
     subs: Vec<Sub<RangeTable>>,
     index: HashMap<Vec<i32>, usize>,
-    /// Series (of the group) that had a point in range.
-    had: Vec<SeriesId>,
+    /// Keys of the series (of the group) that had a point in range.
+    had: Vec<std::ops::Range<usize>>,
     sample: u64,
 }
 
@@ -374,7 +405,7 @@ fn fold_series(
         }
         f.budget.series_read.fetch_add(1, Relaxed);
         if had {
-            part.had.push(s.id);
+            part.had.push(s.key.clone());
         }
     }
     Ok(parts)
@@ -510,7 +541,7 @@ fn fold_groups(
     }
     let mut outputs = Vec::new();
     for (group, part) in plan.groups.iter().zip(merged) {
-        outputs.extend(fold_outputs(ctx, m, group, spec, non_tag, part, sample)?);
+        outputs.extend(fold_outputs(ctx, m, group, &plan.keys, spec, non_tag, part, sample)?);
     }
     Ok(outputs)
 }
@@ -541,10 +572,12 @@ fn merge_part(merged: &mut FoldPart, part: FoldPart, kind: &RangeKind, single: b
 }
 
 /// A folded group's outputs: its sub-groups' ranges, through the rest of the chain.
+#[allow(clippy::too_many_arguments)] // the fold's parts, each used once
 fn fold_outputs(
     ctx: &mut ExecCtx<'_, '_>,
     m: &MetricQuery,
     group: &PlannedGroup,
+    keys: &SeriesKeys,
     spec: &RangeSpec,
     non_tag: &[&GroupBySpec],
     merged: FoldPart,
@@ -553,14 +586,13 @@ fn fold_outputs(
     let desc = m.order == Order::Desc;
     *sample += merged.sample;
     let FoldPart { mut subs, had, .. } = merged;
-    let had: HashSet<SeriesId, foldhash::fast::RandomState> = had.into_iter().collect();
-    let union = Arc::new(union_of(group.series.iter().filter(|s| had.contains(&s.id))));
+    let union = Arc::new(union_of(had.iter().map(|at| keys.get(at))));
     let ranges = Ranges::new(spec);
     if subs.is_empty() {
         return Ok(Vec::new());
     }
     order_subs(&mut subs, desc);
-    let tags = plan_tags(m, group);
+    let tags = plan_tags(m, group, keys);
     let grouped: Vec<String> = m.tag_group().map(<[String]>::to_vec).unwrap_or_default();
     let gctx = GroupContext {
         metric: &m.name,
@@ -718,6 +750,7 @@ fn merge_group(
     ctx: &mut ExecCtx<'_, '_>,
     m: &MetricQuery,
     group: &PlannedGroup,
+    keys: &SeriesKeys,
     non_tag: &[&GroupBySpec],
     sample: &mut u64,
     budget: &mut Budget,
@@ -731,7 +764,7 @@ fn merge_group(
         .map(|s| SeriesCursor::new(s.id, ctx.start, ctx.end, desc, width, staged.of(s.id)))
         .collect();
     let mut merger = Merger::new(cursors, desc);
-    let tags = plan_tags(m, group);
+    let tags = plan_tags(m, group, keys);
     let grouped: Vec<String> = m.tag_group().map(<[String]>::to_vec).unwrap_or_default();
     let gctx = GroupContext {
         metric: &m.name,
@@ -789,7 +822,7 @@ fn merge_group(
             .iter()
             .zip(&merger.had)
             .filter(|(_, had)| **had)
-            .map(|(s, _)| s),
+            .map(|(s, _)| keys.get(&s.key)),
     ));
     order_subs(&mut subs, desc);
     let mut outputs = Vec::with_capacity(subs.len());

@@ -23,7 +23,7 @@ pub mod scan;
 pub mod time;
 pub mod tz;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use aggregators::save_as::Saved;
 use exec::{ExecCtx, ExecError};
@@ -152,16 +152,16 @@ pub fn tags(store: &Store, query: &Query) -> Result<Answer, QueryError> {
     let selected = query
         .metrics
         .iter()
-        .map(|m| plan::select_series(&view, &m.name, &m.tags))
+        .map(|m| plan::select_series_keys(&view, &m.name, &m.tags))
         .collect::<Result<Vec<_>, _>>()?;
-    let ids: HashSet<_> = selected.iter().flatten().map(|(id, _)| *id).collect();
+    let ids: HashSet<_> = selected.iter().flat_map(|(s, _)| s.iter().map(|s| s.id)).collect();
     view.apply_retention(query.metrics.iter().map(|m| m.name.as_str()), |name| {
         query
             .metrics
             .iter()
             .zip(&selected)
             .filter(|(m, _)| m.name == name)
-            .flat_map(|(_, s)| s.iter().map(|(id, _)| *id))
+            .flat_map(|(_, (s, _))| s.iter().map(|s| s.id))
             .collect::<Vec<_>>()
     });
     let staged = Staged::load(&view, &ids, query.start, query.end)?;
@@ -170,30 +170,33 @@ pub fn tags(store: &Store, query: &Query) -> Result<Answer, QueryError> {
     let may_expire = store.may_expire();
     let mut json = String::from("{\"queries\":[");
     let mut batch = Vec::new();
-    for (i, (m, series)) in query.metrics.iter().zip(&selected).enumerate() {
-        let mut union: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (i, (m, (series, keys))) in query.metrics.iter().zip(&selected).enumerate() {
+        let mut had: Vec<&[u8]> = Vec::new();
         let (first, last) = (storage_bucket(query.start, width), storage_bucket(query.end, width));
-        for (id, tags) in series {
+        for s in series {
+            let id = s.id;
             // A chunk strictly inside the range holds a point in it: no need to decode
             // (unless its points may have expired).
             let inside = first < last
                 && !may_expire
                 && reader
-                    .first_bucket(*id, first.saturating_add(width), last.saturating_sub(width))?
+                    .first_bucket(id, first.saturating_add(width), last.saturating_sub(width))?
                     .is_some();
-            let mut cursor = SeriesCursor::new(*id, query.start, query.end, false, width, staged.of(*id));
+            let mut cursor = SeriesCursor::new(id, query.start, query.end, false, width, staged.of(id));
             if inside || cursor.next_batch(&mut reader, &mut batch)? {
-                for (k, v) in tags {
-                    union.entry(k).or_default().insert(v);
-                }
+                had.push(keys.get(&s.key));
             }
         }
+        let union = exec::union_of(had.into_iter());
         if i > 0 {
             json.push(',');
         }
         json.push_str("{\"results\":[{\"name\":");
         json::string(&mut json, &m.name);
-        json::tags(&mut json, union.iter().map(|(k, v)| (*k, v.iter().copied())));
+        json::tags(
+            &mut json,
+            union.iter().map(|(k, v)| (k.as_str(), v.iter().map(String::as_str))),
+        );
         json.push_str(",\"values\":[]}]}");
     }
     json.push_str("]}");

@@ -58,6 +58,71 @@ pub fn tag_index_prefix(metric: &str, name: &str, value: Option<&str>) -> Vec<u8
     key
 }
 
+/// A canonical series key split without decoding: the metric part and the (name,
+/// value) parts, still escaped and without their terminators (escaping is one-to-one,
+/// so equal parts are equal texts, and a part is the text itself unless it holds a
+/// `0x01`). `None` unless the key is whole: a metric and complete pairs, each ended
+/// by its `0x00` (escaping never writes a `0x00`, so counting them is enough).
+pub fn split_series_key(key: &[u8]) -> Option<(&[u8], RawTags<'_>)> {
+    if key.last() != Some(&0) || memchr::memchr_iter(0, key).count().is_multiple_of(2) {
+        return None;
+    }
+    let end = memchr::memchr(0, key)?;
+    Some((&key[..end], RawTags { rest: &key[end + 1..] }))
+}
+
+/// The (name, value) parts of a series key (see [`split_series_key`]).
+pub struct RawTags<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> RawTags<'a> {
+    /// The tag parts of `key`, trusting it to be whole (a stored key; a damaged one
+    /// just yields fewer pairs).
+    pub fn of(key: &'a [u8]) -> RawTags<'a> {
+        let rest = memchr::memchr(0, key).map_or(&[][..], |end| &key[end + 1..]);
+        RawTags { rest }
+    }
+}
+
+impl<'a> Iterator for RawTags<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let k_end = memchr::memchr(0, self.rest)?;
+        let (k, after) = (&self.rest[..k_end], &self.rest[k_end + 1..]);
+        let v_end = memchr::memchr(0, after)?;
+        self.rest = &after[v_end + 1..];
+        Some((k, &after[..v_end]))
+    }
+}
+
+/// Appends the unescaped bytes of a key part (`0x01 0x01` → `0x00`, `0x01 0x02` →
+/// `0x01`; a stray `0x01` is kept as it is).
+pub fn unescape_into(part: &[u8], out: &mut Vec<u8>) {
+    if !part.contains(&1) {
+        out.extend_from_slice(part);
+        return;
+    }
+    let mut i = 0;
+    while i < part.len() {
+        match (part[i], part.get(i + 1)) {
+            (1, Some(&1)) => {
+                out.push(0);
+                i += 2;
+            }
+            (1, Some(&2)) => {
+                out.push(1);
+                i += 2;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+}
+
 /// What a `names` entry names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -118,6 +183,39 @@ mod tests {
         assert!(a < b && b < c);
         assert_eq!(parse_point_key(&a), Some((1, -7_200_000)));
         assert_eq!(parse_point_key(b"short"), None);
+    }
+
+    #[test]
+    fn split_series_key_reads_what_decode_reads_and_refuses_cut_keys() {
+        let key = series_key::encode("m\u{1}", [("a", "x\u{0}"), ("b", "")]);
+        let (metric, tags) = split_series_key(&key).unwrap();
+        let mut m = Vec::new();
+        unescape_into(metric, &mut m);
+        assert_eq!(m, "m\u{1}".as_bytes());
+        let tags: Vec<(Vec<u8>, Vec<u8>)> = tags
+            .map(|(k, v)| {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                unescape_into(k, &mut a);
+                unescape_into(v, &mut b);
+                (a, b)
+            })
+            .collect();
+        assert_eq!(tags, [(b"a".to_vec(), b"x\0".to_vec()), (b"b".to_vec(), Vec::new())]);
+        assert!(split_series_key(&key[..key.len() - 1]).is_none());
+        assert!(split_series_key(b"m\0a\0").is_none(), "a name without a value");
+        assert!(split_series_key(b"").is_none());
+        // The tag index key from the raw parts (as `Commit::add_series_key` builds it)
+        // is the one `tag_index_key` builds from the texts.
+        let (metric, tags) = split_series_key(&key).unwrap();
+        for ((k, v), (tk, tv)) in tags.zip([("a", "x\u{0}"), ("b", "")]) {
+            let mut raw = Vec::new();
+            for part in [metric, k, v] {
+                raw.extend_from_slice(part);
+                raw.push(0);
+            }
+            raw.extend_from_slice(&7u64.to_be_bytes());
+            assert_eq!(raw, tag_index_key("m\u{1}", tk, tv, 7));
+        }
     }
 
     #[test]

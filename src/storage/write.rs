@@ -222,6 +222,30 @@ impl Commit<'_> {
         }
     }
 
+    /// [`Commit::add_series`] from the canonical key alone: the tag index keys are
+    /// the key's own escaped parts (`tag_index_key` writes the same bytes), built in
+    /// `scratch`, so a new series costs no decoding and no allocation. False (nothing
+    /// added) if `key` is not a whole series key.
+    pub fn add_series_key(&mut self, id: SeriesId, key: &[u8], scratch: &mut Vec<u8>) -> bool {
+        let Some((metric, tags)) = keys::split_series_key(key) else {
+            return false;
+        };
+        let s = self.store;
+        self.batch.put_cf(s.cf(CF_SERIES), key, id.to_be_bytes());
+        self.batch.put_cf(s.cf(CF_SERIES_BY_ID), id.to_be_bytes(), key);
+        let tag_index = s.cf(CF_TAG_INDEX);
+        for (k, v) in tags {
+            scratch.clear();
+            for part in [metric, k, v] {
+                scratch.extend_from_slice(part);
+                scratch.push(0);
+            }
+            scratch.extend_from_slice(&id.to_be_bytes());
+            self.batch.put_cf(tag_index, &scratch[..], []);
+        }
+        true
+    }
+
     /// Records a metric, tag name or tag value for the metadata endpoints.
     pub fn add_name(&mut self, key: &[u8]) {
         self.batch.put_cf(self.store.cf(CF_NAMES), key, []);
