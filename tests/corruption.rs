@@ -18,6 +18,9 @@ use kairosd::storage::{keys, staging, Store, StoreHandle};
 use kairosd::writer::{Writer, WriterConfig};
 use serde_json::json;
 
+/// A raw RocksDB record.
+type KeyValue = (Box<[u8]>, Box<[u8]>);
+
 /// The store opened with RocksDB alone, to damage it. The `points` family gets a merge
 /// operator that keeps the newest operand (only so that merges can be written; nothing
 /// here reads them).
@@ -82,7 +85,7 @@ fn damaged_staging_records_are_moved_aside_and_the_rest_recovered() {
     {
         let db = raw_db(&dir);
         let cf = db.cf_handle("staging").unwrap();
-        let records: Vec<(Box<[u8]>, Box<[u8]>)> = db
+        let records: Vec<KeyValue> = db
             .iterator_cf(cf, rocksdb::IteratorMode::Start)
             .map(Result::unwrap)
             .collect();

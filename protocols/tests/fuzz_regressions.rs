@@ -23,29 +23,14 @@ macro_rules! fuzz_target {
 }
 
 #[allow(unused_attributes, dead_code, unused_imports)]
-#[path = "../fuzz/fuzz_targets/telnet_line.rs"]
-mod telnet_line;
-#[allow(unused_attributes, dead_code, unused_imports)]
-#[path = "../fuzz/fuzz_targets/rest_body.rs"]
-mod rest_body;
-#[allow(unused_attributes, dead_code, unused_imports)]
-#[path = "../fuzz/fuzz_targets/pickle_frame.rs"]
-mod pickle_frame;
-#[allow(unused_attributes, dead_code, unused_imports)]
-#[path = "../fuzz/fuzz_targets/graphite_line.rs"]
-mod graphite_line;
+#[path = "../fuzz/fuzz_targets/chunk.rs"]
+mod chunk;
 #[allow(unused_attributes, dead_code, unused_imports)]
 #[path = "../fuzz/fuzz_targets/framers.rs"]
 mod framers;
 #[allow(unused_attributes, dead_code, unused_imports)]
-#[path = "../fuzz/fuzz_targets/chunk.rs"]
-mod chunk;
-#[allow(unused_attributes, dead_code, unused_imports)]
-#[path = "../fuzz/fuzz_targets/staging.rs"]
-mod staging;
-#[allow(unused_attributes, dead_code, unused_imports)]
-#[path = "../fuzz/fuzz_targets/query_json.rs"]
-mod query_json;
+#[path = "../fuzz/fuzz_targets/graphite_line.rs"]
+mod graphite_line;
 #[allow(unused_attributes, dead_code, unused_imports)]
 #[path = "../fuzz/fuzz_targets/import_csv.rs"]
 mod import_csv;
@@ -58,6 +43,21 @@ mod import_kairosdb;
 #[allow(unused_attributes, dead_code, unused_imports)]
 #[path = "../fuzz/fuzz_targets/import_parquet.rs"]
 mod import_parquet;
+#[allow(unused_attributes, dead_code, unused_imports)]
+#[path = "../fuzz/fuzz_targets/pickle_frame.rs"]
+mod pickle_frame;
+#[allow(unused_attributes, dead_code, unused_imports)]
+#[path = "../fuzz/fuzz_targets/query_json.rs"]
+mod query_json;
+#[allow(unused_attributes, dead_code, unused_imports)]
+#[path = "../fuzz/fuzz_targets/rest_body.rs"]
+mod rest_body;
+#[allow(unused_attributes, dead_code, unused_imports)]
+#[path = "../fuzz/fuzz_targets/staging.rs"]
+mod staging;
+#[allow(unused_attributes, dead_code, unused_imports)]
+#[path = "../fuzz/fuzz_targets/telnet_line.rs"]
+mod telnet_line;
 
 /// Each fuzz target by its name in `fuzz/Cargo.toml` (and its `regressions/` directory).
 const TARGETS: &[(&str, fn(&[u8]))] = &[
@@ -104,7 +104,9 @@ fn kept_crash_inputs_replay_clean() {
 /// A directory that names no target would never be replayed: refuse it.
 #[test]
 fn every_regressions_dir_names_a_target() {
-    let Ok(entries) = std::fs::read_dir(regressions()) else { return };
+    let Ok(entries) = std::fs::read_dir(regressions()) else {
+        return;
+    };
     for entry in entries {
         let entry = entry.expect("read regressions dir");
         if !entry.file_type().expect("file type").is_dir() {

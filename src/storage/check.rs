@@ -79,10 +79,8 @@ pub fn check(dir: &Path, progress: bool) -> Result<Report, StoreError> {
             ),
             Err(_) => r.bad(CF_META, k, "schema version is not 4 bytes"),
         },
-        META_BUCKET_WIDTH => {
-            if !<[u8; 8]>::try_from(v).is_ok_and(|w| i64::from_be_bytes(w) > 0) {
-                r.bad(CF_META, k, "bucket width is not a positive 8-byte number");
-            }
+        META_BUCKET_WIDTH if !<[u8; 8]>::try_from(v).is_ok_and(|w| i64::from_be_bytes(w) > 0) => {
+            r.bad(CF_META, k, "bucket width is not a positive 8-byte number")
         }
         META_NEXT_SERIES_ID => match <[u8; 8]>::try_from(v) {
             Ok(b) => next_id = Some(u64::from_be_bytes(b)),
@@ -249,7 +247,7 @@ impl Progress {
     }
 
     fn tick(&mut self, cf: &str, records: u64) {
-        if self.on && records % 4096 == 0 && self.last.elapsed() >= Duration::from_millis(500) {
+        if self.on && records.is_multiple_of(4096) && self.last.elapsed() >= Duration::from_millis(500) {
             self.last = Instant::now();
             eprint!("\rchecked {records} records (now: {cf})        ");
         }

@@ -80,7 +80,11 @@ fuzz_target!(|input: &[u8]| {
         match f {
             Out::Data(d) => {
                 assert!(!d.contains(&b'\n'));
-                assert!(d.len() <= max + 1, "a line of {} bytes passed a limit of {max}", d.len());
+                assert!(
+                    d.len() <= max + 1,
+                    "a line of {} bytes passed a limit of {max}",
+                    d.len()
+                );
             }
             Out::TooLong(len) => assert!(*len > max),
             Out::Error(_) => panic!("the line framer has no fatal errors"),
