@@ -29,6 +29,8 @@ run() {
   mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
   local seeds=()
   [ -d "fuzz/seeds/$t" ] && seeds=("fuzz/seeds/$t")
+  # Kept crash inputs start every run, so the fuzzer works outward from past findings.
+  [ -d "fuzz/regressions/$t" ] && seeds+=("fuzz/regressions/$t")
   echo "fuzzing $t for ${duration}s (log: protocols/$log_dir/$t.log)"
   cargo fuzz run --sanitizer none --release "$t" "fuzz/corpus/$t" "${seeds[@]}" -- \
     -max_total_time="$duration" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \

@@ -13,6 +13,11 @@
 #[path = "../../../src/storage/chunk.rs"]
 mod chunk;
 
+// The chunk codec reads and writes its expiry column through this sibling module.
+#[allow(dead_code)]
+#[path = "../../../src/storage/expiry.rs"]
+mod expiry;
+
 use kairos_protocols::Value;
 use libfuzzer_sys::fuzz_target;
 
@@ -48,7 +53,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = check_decoded(data);
     let mut sealed = data.to_vec();
     if sealed.len() >= 2 {
-        sealed[0] = if data[0] & 1 == 0 { chunk::KIND_POINTS } else { chunk::KIND_SALVAGE };
+        sealed[0] = if data[0] & 1 == 0 {
+            chunk::KIND_POINTS
+        } else {
+            chunk::KIND_SALVAGE
+        };
         sealed[1] = 0;
     }
     chunk::seal(&mut sealed);
@@ -61,7 +70,11 @@ fuzz_target!(|data: &[u8]| {
         .map(|c| {
             let raw = u64::from_le_bytes(c[1..9].try_into().unwrap());
             let ts = i64::from(c[0] >> 1) - 64;
-            let v = if c[0] & 1 == 0 { Value::Long(raw as i64) } else { Value::Double(f64::from_bits(raw)) };
+            let v = if c[0] & 1 == 0 {
+                Value::Long(raw as i64)
+            } else {
+                Value::Double(f64::from_bits(raw))
+            };
             (ts, v)
         })
         .collect();

@@ -3,7 +3,7 @@
 #![no_main]
 
 #[allow(dead_code, unused_imports)]
-mod query;
+pub mod query;
 
 use libfuzzer_sys::fuzz_target;
 

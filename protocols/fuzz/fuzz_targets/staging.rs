@@ -25,7 +25,11 @@ fn flat(s: u64, t: i64, v: Value) -> Point {
 }
 
 fn unflat(p: &Point) -> (u64, i64, Value) {
-    let v = if p.2 == 0 { Value::Long(p.3 as i64) } else { Value::Double(f64::from_bits(p.3)) };
+    let v = if p.2 == 0 {
+        Value::Long(p.3 as i64)
+    } else {
+        Value::Double(f64::from_bits(p.3))
+    };
     (p.0, p.1, v)
 }
 

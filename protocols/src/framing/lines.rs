@@ -13,6 +13,10 @@ pub struct LineFramer {
     max_len: usize,
     /// Bytes of an over-long line dropped so far, while waiting for its newline.
     discarding: Option<usize>,
+    /// The last byte dropped was a `\r`: if the next read starts with the `\n`, it was
+    /// a CRLF's and is not counted, so the length reported does not depend on where
+    /// the reads were cut.
+    dropped_cr: bool,
 }
 
 impl LineFramer {
@@ -21,12 +25,23 @@ impl LineFramer {
         LineFramer {
             max_len,
             discarding: None,
+            dropped_cr: false,
         }
     }
 
     /// The longest line this framer passes on.
     pub fn max_len(&self) -> usize {
         self.max_len
+    }
+
+    /// The length of an over-long line of which `dropped` bytes were dropped and `tail`
+    /// is the rest, up to its newline or the end of the stream.
+    fn judged(&self, dropped: usize, tail: &[u8]) -> usize {
+        if tail.is_empty() {
+            dropped - usize::from(self.dropped_cr)
+        } else {
+            dropped + strip_cr_len(tail)
+        }
     }
 
     fn line<'a>(&self, line: &'a [u8]) -> Frame<'a> {
@@ -48,20 +63,23 @@ impl Framer for LineFramer {
             match memchr::memchr(b'\n', buf) {
                 Some(nl) => {
                     f(Frame::TooLong {
-                        len: dropped + strip_cr_len(&buf[..nl]),
+                        len: self.judged(dropped, &buf[..nl]),
                     });
                     self.discarding = None;
                     pos = nl + 1;
                 }
                 None if end => {
                     f(Frame::TooLong {
-                        len: dropped + strip_cr_len(buf),
+                        len: self.judged(dropped, buf),
                     });
                     self.discarding = None;
                     return Ok(buf.len());
                 }
                 None => {
-                    self.discarding = Some(dropped + buf.len());
+                    if let Some(&last) = buf.last() {
+                        self.discarding = Some(dropped + buf.len());
+                        self.dropped_cr = last == b'\r';
+                    }
                     return Ok(buf.len());
                 }
             }
@@ -82,6 +100,7 @@ impl Framer for LineFramer {
         if rest.len() > self.max_len + 1 {
             // Keep one byte of slack for a `\r` that a following `\n` would make a CRLF.
             self.discarding = Some(rest.len());
+            self.dropped_cr = rest.last() == Some(&b'\r');
             return Ok(buf.len());
         }
         Ok(pos)
@@ -172,5 +191,28 @@ mod tests {
         assert_eq!(frames(&mut f, &mut b, b"0123456789", false), Vec::<String>::new());
         assert_eq!(frames(&mut f, &mut b, b"abc", true), vec!["<too long 13>"]);
         assert_eq!(frames(&mut f, &mut b, b"fresh", true), vec!["fresh"]);
+    }
+    /// Found by the `framers` fuzz target: an over-long line whose CRLF is cut between
+    /// two reads (the `\r` dropped with the line, the `\n` in the next read) was
+    /// reported one byte longer than the same bytes read at once.
+    #[test]
+    fn an_over_long_lines_crlf_cut_between_reads_is_not_counted() {
+        let whole = |max, input: &[u8], end| frames(&mut LineFramer::new(max), &mut Vec::new(), input, end);
+        assert_eq!(whole(4, b"0123456\r\nok\n", false), vec!["<too long 7>", "ok"]);
+        assert_eq!(whole(1, b"\0\0\r", true), vec!["<too long 2>"]);
+        for cut in 1..9 {
+            let wire = b"0123456\r\nok\n";
+            let mut f = LineFramer::new(4);
+            let mut b = Vec::new();
+            let mut got = frames(&mut f, &mut b, &wire[..cut], false);
+            got.extend(frames(&mut f, &mut b, &wire[cut..], false));
+            assert_eq!(got, vec!["<too long 7>", "ok"], "cut at {cut}");
+        }
+        // Cut off by the end of the stream right after the `\r`, as when read at once.
+        let mut f = LineFramer::new(1);
+        let mut b = Vec::new();
+        assert!(frames(&mut f, &mut b, b"\0\0\r", false).is_empty());
+        assert_eq!(f.pending(b.len()), 3);
+        assert_eq!(frames(&mut f, &mut b, b"", true), vec!["<too long 2>"]);
     }
 }
