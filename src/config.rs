@@ -75,6 +75,8 @@ pub struct Config {
     pub telnet_max_command_size: usize,
     pub telnet_max_connections: usize,
     pub telnet_idle_timeout: Duration,
+    /// TCP keepalive idle time on accepted connections; `None` = off.
+    pub tcp_keepalive: Option<Duration>,
     pub shutdown_drain_timeout: Duration,
     /// Per connection (telnet, Graphite TCP and pickle; the UDP socket has one).
     pub series_cache: CacheLimits,
@@ -191,6 +193,12 @@ pub const KEYS: &[Key] = &[
         "300000",
         "Close a telnet or Graphite TCP connection that sent part of a line or pickle frame and then nothing for this many ms (0 = never).",
         |c, v| c.telnet_idle_timeout = millis(v)?
+    ),
+    key!(
+        "kairosd.tcp.keepalive_ms",
+        "60000",
+        "Probe a TCP connection (telnet, Graphite, pickle, HTTP) silent this many ms, so a peer that vanished frees its slot within 1.5 times this (0 = never).",
+        |c, v| c.tcp_keepalive = Some(millis(v)?).filter(|d| !d.is_zero())
     ),
     key!(
         "kairosd.shutdown.drain_timeout_ms",
@@ -518,6 +526,7 @@ impl Default for Config {
             telnet_max_command_size: 0,
             telnet_max_connections: 0,
             telnet_idle_timeout: Duration::ZERO,
+            tcp_keepalive: None,
             shutdown_drain_timeout: Duration::ZERO,
             series_cache: CacheLimits::OFF,
             carbon_enabled: true,

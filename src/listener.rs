@@ -14,10 +14,17 @@ use tokio_util::sync::CancellationToken;
 /// Accepts until `shutdown`, with at most `max_connections` open (more wait in the
 /// kernel's accept queue), running `handle` on its own task for each and counting the
 /// open ones in `open`. Returns once every connection has finished.
+///
+/// With `keepalive`, each connection is probed after that long without traffic: an
+/// agent that vanished (power loss, a NAT that forgot it, a client killed mid-handshake
+/// in a flood) would otherwise hold one of the `max_connections` slots forever, since a
+/// metrics agent may legitimately stay silent between sends.
+#[allow(clippy::too_many_arguments)]
 pub async fn accept_loop<F, Fut>(
     listener: TcpListener,
     what: &'static str,
     max_connections: usize,
+    keepalive: Option<Duration>,
     open: Arc<AtomicU64>,
     shutdown: CancellationToken,
     handle: F,
@@ -45,6 +52,11 @@ pub async fn accept_loop<F, Fut>(
             _ = shutdown.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
+        if let Some(idle) = keepalive {
+            if let Err(err) = set_keepalive(&stream, idle) {
+                tracing::debug!(%peer, %err, "{what}: could not enable TCP keepalive");
+            }
+        }
         let open = Arc::clone(&open);
         let connection = handle(stream, peer);
         tasks.spawn(async move {
@@ -56,6 +68,37 @@ pub async fn accept_loop<F, Fut>(
     }
     tasks.close();
     tasks.wait().await;
+}
+
+/// Turns on TCP keepalive: the first probe after `idle` without traffic, then three more
+/// a sixth of that apart (at least 1 s), so a dead peer is noticed within 1.5 × `idle`.
+fn set_keepalive(stream: &TcpStream, idle: Duration) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    let secs = |d: Duration| d.as_secs().clamp(1, i32::MAX as u64) as libc::c_int;
+    let options = [
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs(idle)),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, secs(idle / 6)),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3),
+    ];
+    for (level, name, value) in options {
+        // SAFETY: `fd` is an open socket owned by `stream` for the whole call, and the
+        // option value is a c_int whose size is passed with it.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Lifts the process's soft open-file limit to its hard limit and returns the soft

@@ -150,6 +150,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             max_connections: config.http_max_connections,
             header_read_timeout: config.http_header_read_timeout,
             idle_timeout: config.http_idle_timeout,
+            keepalive: config.tcp_keepalive,
         };
         listeners.spawn(http::serve(listener, ctx, limits, shutdown.clone()));
     }

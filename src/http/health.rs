@@ -67,5 +67,12 @@ pub fn metrics(ctx: &HttpContext) -> Resp {
              # TYPE kairosd_points_sst_bytes gauge\nkairosd_points_sst_bytes {bytes}\n"
         ));
     }
+    // Request-body bytes held now, against kairosd.http.max_buffered_bytes: how close
+    // the HTTP API is to answering 503 for want of room.
+    text.push_str(&format!(
+        "# HELP kairosd_http_buffered_body_bytes Request-body bytes HTTP connections hold now (limit kairosd.http.max_buffered_bytes).\n\
+         # TYPE kairosd_http_buffered_body_bytes gauge\nkairosd_http_buffered_body_bytes {}\n",
+        ctx.body_budget.in_use()
+    ));
     response::text(StatusCode::OK, text, "text/plain; version=0.0.4")
 }

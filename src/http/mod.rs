@@ -39,6 +39,7 @@ pub struct HttpLimits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
+    pub keepalive: Option<Duration>,
 }
 
 pub async fn serve(listener: TcpListener, ctx: Arc<HttpContext>, limits: HttpLimits, shutdown: CancellationToken) {
@@ -48,11 +49,13 @@ pub async fn serve(listener: TcpListener, ctx: Arc<HttpContext>, limits: HttpLim
         max_connections,
         header_read_timeout,
         idle_timeout,
+        keepalive,
     } = limits;
     accept_loop(
         listener,
         "HTTP",
         max_connections,
+        keepalive,
         open,
         shutdown,
         move |stream, peer| {

@@ -58,6 +58,8 @@ pub struct SourceContext {
     pub idle_timeout: Option<Duration>,
     /// On shutdown, how long a TCP connection may still be read.
     pub drain_timeout: Duration,
+    /// TCP keepalive idle time for accepted connections (`kairosd.tcp.keepalive_ms`).
+    pub keepalive: Option<Duration>,
     /// Read buffers of every stream connection, all sources together.
     pub read_budget: Arc<tcp::ReadBudget>,
 }
@@ -71,6 +73,7 @@ impl SourceContext {
             metrics: Arc::clone(metrics),
             idle_timeout: (!config.telnet_idle_timeout.is_zero()).then_some(config.telnet_idle_timeout),
             drain_timeout: config.shutdown_drain_timeout,
+            keepalive: config.tcp_keepalive,
         }
     }
 }

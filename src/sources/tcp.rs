@@ -60,16 +60,25 @@ pub async fn serve<F, D, M>(
 {
     let token = shutdown.clone();
     let name = ctx.kind.name;
-    accept_loop(listener, name, max_connections, open, shutdown, move |stream, peer| {
-        let ctx = Arc::clone(&ctx);
-        let shutdown = token.clone();
-        let (framer, decoder) = make();
-        async move {
-            if let Err(err) = connection(stream, peer, &ctx, framer, decoder, shutdown).await {
-                tracing::debug!(%peer, %err, "{} connection ended with an error", ctx.kind.name);
+    let keepalive = ctx.keepalive;
+    accept_loop(
+        listener,
+        name,
+        max_connections,
+        keepalive,
+        open,
+        shutdown,
+        move |stream, peer| {
+            let ctx = Arc::clone(&ctx);
+            let shutdown = token.clone();
+            let (framer, decoder) = make();
+            async move {
+                if let Err(err) = connection(stream, peer, &ctx, framer, decoder, shutdown).await {
+                    tracing::debug!(%peer, %err, "{} connection ended with an error", ctx.kind.name);
+                }
             }
-        }
-    })
+        },
+    )
     .await;
 }
 
