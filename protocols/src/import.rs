@@ -47,7 +47,7 @@ mod json;
 mod kairosdb;
 mod mapping;
 pub mod parquet;
-mod parquet_footer;
+mod parquet_thrift;
 pub mod quarantine;
 pub mod source;
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! integers as longs, floats as doubles. Nested and repeated columns cannot be cells.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use parquet::basic::{ConvertedType, LogicalType, TimeUnit, Type as Physical};
 use parquet::column::page::{Page, PageMetadata, PageReader};
@@ -17,7 +18,7 @@ use parquet::data_type::{
     Int64Type, Int96, Int96Type,
 };
 use parquet::errors::ParquetError;
-use parquet::file::reader::{FileReader, RowGroupReader, SerializedFileReader};
+use parquet::file::reader::{FileReader, Length, RowGroupReader, SerializedFileReader};
 use parquet::schema::types::ColumnDescPtr;
 
 /// What [`ParquetRows`] reads from: a `std::fs::File` or `bytes::Bytes` implement it.
@@ -72,7 +73,9 @@ struct Column {
 /// The rows of one Parquet file through one source mapping. Read with [`ParquetRows::read`]
 /// until it returns `false`.
 pub struct ParquetRows<R: ChunkReader + 'static> {
-    reader: SerializedFileReader<R>,
+    reader: SerializedFileReader<Shared<R>>,
+    /// The same file, for walking page headers before the crate reads them.
+    file: Arc<R>,
     mapper: Mapper,
     /// One per slot of the plan.
     columns: Vec<Column>,
@@ -85,6 +88,27 @@ pub struct ParquetRows<R: ChunkReader + 'static> {
     /// Rows before the current row group.
     rows_before: u64,
     started: bool,
+}
+
+/// A file both the `parquet` crate's reader and the page-header walk read from.
+struct Shared<R>(Arc<R>);
+
+impl<R: Length> Length for Shared<R> {
+    fn len(&self) -> u64 {
+        self.0.len()
+    }
+}
+
+impl<R: ChunkReader> ChunkReader for Shared<R> {
+    type T = R::T;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<R::T> {
+        self.0.get_read(start)
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        self.0.get_bytes(start, length)
+    }
 }
 
 fn corrupt(e: parquet::errors::ParquetError) -> ImportError {
@@ -110,7 +134,8 @@ impl<R: ChunkReader + 'static> ParquetRows<R> {
     /// names the columns found).
     pub fn new(reader: R, source: &Source, clock: Clock, check: Option<RowCheck>) -> Result<Self, ImportError> {
         check_footer(&reader)?;
-        let reader = guarded(|| SerializedFileReader::new(reader).map_err(corrupt))?;
+        let file = Arc::new(reader);
+        let reader = guarded(|| SerializedFileReader::new(Shared(Arc::clone(&file))).map_err(corrupt))?;
         let schema = reader.metadata().file_metadata().schema_descr_ptr();
         // Leaf columns by dotted path; a column nested in groups answers to the source
         // column whose `paths` entry names it.
@@ -166,6 +191,7 @@ impl<R: ChunkReader + 'static> ParquetRows<R> {
         let mapper = Mapper::new(plan, source, clock, check)?;
         Ok(ParquetRows {
             reader,
+            file,
             mapper,
             columns,
             names,
@@ -193,10 +219,11 @@ impl<R: ChunkReader + 'static> ParquetRows<R> {
             return Ok(false);
         }
         let (reader, row_group, columns) = (&self.reader, self.row_group, &mut self.columns);
+        let file = &*self.file;
         self.left = guarded(|| {
             let group = reader.get_row_group(row_group).map_err(corrupt)?;
             for col in columns.iter_mut() {
-                col.values = Some(typed(checked_column(&*group, col.leaf)?));
+                col.values = Some(typed(checked_column(file, &*group, col.leaf)?));
             }
             Ok(group.metadata().num_rows().max(0) as u64)
         })?;
@@ -304,11 +331,57 @@ fn check_footer<R: ChunkReader>(reader: &R) -> Result<(), ImportError> {
     let meta = reader
         .get_bytes(len - 8 - meta_len, meta_len as usize)
         .map_err(corrupt)?;
-    super::parquet_footer::check(&meta).map_err(|e| ImportError::Input(format!("the Parquet file is corrupt: {e}")))
+    super::parquet_thrift::check(&meta)
+        .map_err(|e| ImportError::Input(format!("the Parquet file's footer is corrupt: {e}")))
+}
+
+/// The most bytes a page header may take (real ones take tens of bytes, or a few KB
+/// with long min/max statistics).
+const MAX_PAGE_HEADER: u64 = 16 << 20;
+
+/// Walks the page headers of one column chunk (see `parquet_thrift`): each must be sound
+/// Thrift, and the pages must tile the chunk. Costs a read of each header, not of the
+/// pages.
+fn check_pages<R: ChunkReader>(file: &R, group: &dyn RowGroupReader, leaf: usize) -> Result<(), ImportError> {
+    let column = group.metadata().column(leaf);
+    let (start, len) = column.byte_range();
+    let path = column.column_path().string();
+    let corrupt_at =
+        |what: String| ImportError::Input(format!("the Parquet file is corrupt: column \"{path}\" {what}"));
+    let end = start.checked_add(len).filter(|&e| e <= file.len()).ok_or_else(|| {
+        corrupt_at(format!(
+            "claims bytes {start}..{start}+{len} of a {}-byte file",
+            file.len()
+        ))
+    })?;
+    let mut at = start;
+    while at < end {
+        // Read a small window first; a header with long statistics gets a larger one.
+        let mut window = 4096u64;
+        let (header, size) = loop {
+            let take = window.min(end - at);
+            let bytes = file.get_bytes(at, take as usize).map_err(corrupt)?;
+            match super::parquet_thrift::page_header(&bytes) {
+                Ok(found) => break found,
+                Err(_) if take < end - at && window < MAX_PAGE_HEADER => window *= 16,
+                Err(e) => return Err(corrupt_at(format!("has a bad page header at byte {at}: {e}"))),
+            }
+        };
+        at = (at + header as u64)
+            .checked_add(size)
+            .filter(|&next| next <= end)
+            .ok_or_else(|| corrupt_at(format!("has a page at byte {at} that runs past its column chunk")))?;
+    }
+    Ok(())
 }
 
 /// A column's reader whose pages are checked before the `parquet` crate trusts them.
-fn checked_column(group: &dyn RowGroupReader, leaf: usize) -> Result<ColumnReader, ImportError> {
+fn checked_column<R: ChunkReader>(
+    file: &R,
+    group: &dyn RowGroupReader,
+    leaf: usize,
+) -> Result<ColumnReader, ImportError> {
+    check_pages(file, group, leaf)?;
     let descr = group.metadata().column(leaf).column_descr_ptr();
     let pages = group.get_column_page_reader(leaf).map_err(corrupt)?;
     Ok(get_column_reader(
@@ -545,7 +618,7 @@ fn row_as_ndjson(row: &ParquetRow, names: &[String]) -> Vec<u8> {
 pub(crate) fn sample(bytes: bytes::Bytes, max_rows: usize) -> Result<super::analyze::Table, ImportError> {
     use super::analyze::Sample;
     check_footer(&bytes)?;
-    let reader = guarded(|| SerializedFileReader::new(bytes).map_err(corrupt))?;
+    let reader = guarded(|| SerializedFileReader::new(bytes.clone()).map_err(corrupt))?;
     let schema = reader.metadata().file_metadata().schema_descr_ptr();
     let mut columns = Vec::new();
     let mut names = Vec::new();
@@ -585,7 +658,7 @@ pub(crate) fn sample(bytes: bytes::Bytes, max_rows: usize) -> Result<super::anal
             let group = reader.get_row_group(g).map_err(corrupt)?;
             let n = (group.metadata().num_rows().max(0) as usize).min(want);
             for col in columns.iter_mut() {
-                col.values = Some(typed(checked_column(&*group, col.leaf)?));
+                col.values = Some(typed(checked_column(&bytes, &*group, col.leaf)?));
                 read_batch(col, n)?;
             }
             Ok(n)

@@ -980,6 +980,16 @@ fn a_parquet_file_that_claims_huge_sizes_fails_in_bounded_memory() {
 }
 
 #[test]
+fn a_parquet_page_header_declaring_a_huge_list_is_refused_before_decoding() {
+    // Found by fuzzing: 1,251 bytes whose first page header declares a list of
+    // 422,936,575 elements in 60 bytes; the parquet crate skipped them one by one (17 s).
+    let mut rows = ParquetRows::new(fixture("slow_page_header.parquet"), &w(), Clock::default(), None).unwrap();
+    let e = rows.read(&mut Output::default(), 1000).err().unwrap();
+    assert!(e.to_string().contains("bad page header at byte 60"), "{e}");
+    assert!(e.to_string().contains("422936575 list elements"), "{e}");
+}
+
+#[test]
 fn a_parquet_footer_declaring_a_huge_list_is_refused_before_decoding() {
     // Found by fuzzing: 19 bytes whose footer declares a list of billions of empty
     // elements kept the parquet crate's footer decoder busy for seconds.
