@@ -35,6 +35,9 @@ pub struct PublishSpec {
     pub replace: Vec<DeleteSpec>,
     /// The job's record, written in the same write (status `done`).
     pub job: Option<(Vec<u8>, Vec<u8>)>,
+    /// The source's retention (ms): each point written gets the expiry `ts + retention`,
+    /// so the source's data expires by point time wherever its metric names lie.
+    pub retention_ms: Option<i64>,
 }
 
 /// What a publish did.

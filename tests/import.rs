@@ -594,6 +594,39 @@ fn case21_points_beyond_the_retention_are_quarantined() {
 }
 
 #[test]
+fn a_sources_retention_expires_what_it_imported() {
+    let d = Daemon::start(&[]);
+    add_source(&d, &W.replace("\"retention\":\"0\"", "\"retention\":\"3s\""));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // One point a second old (hidden about 2 s from now), one written by telnet to the
+    // same metric, which the source's retention does not cover.
+    let body = format!("time,station,temp,hum\n{},s1,1,\n", now - 1000);
+    let r = import(&d, "source=w", body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["points_written"], 1, "{}", r.text());
+    d.telnet()
+        .write_all(format!("putm w.temp {} 7 station=s1\n", now - 1000 + 1).as_bytes())
+        .unwrap();
+    assert_eq!(d.wait_for_points("w.temp", 2).len(), 2);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let left = loop {
+        let v = values(&d, "w.temp", json!({}));
+        if v.len() < 2 || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        left,
+        [(now - 1000 + 1, json!(7))],
+        "the imported point expired, the telnet one stays"
+    );
+}
+
+#[test]
 fn case22_victoriametrics_column_descriptors() {
     let d = Daemon::start(&[]);
     let r = import(

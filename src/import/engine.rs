@@ -287,6 +287,7 @@ impl ImportRun {
                     ledger: false,
                     replace: Vec::new(),
                     job: None,
+                    retention_ms: None,
                 };
                 ctx.ingest
                     .publish(barrier)
@@ -723,6 +724,11 @@ impl ImportRun {
                 ledger: self.params.source.merge == Merge::Ledger,
                 replace,
                 job: Some((jobs::key(self.id).to_vec(), jobs::encode(&done))),
+                retention_ms: self
+                    .params
+                    .source
+                    .retention_ms()
+                    .map(|ms| ms.min(i64::MAX as u64) as i64),
             };
             match self.ctx.ingest.publish(spec).await {
                 Ok(mut p) => {

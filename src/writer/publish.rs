@@ -129,7 +129,7 @@ impl Writer {
             };
             if series != current.as_slice() {
                 if !chunks.is_empty() {
-                    self.publish_series(store, &view, &current, &chunks, spec.ledger, commit, summary)?;
+                    self.publish_series(store, &view, &current, &chunks, spec, commit, summary)?;
                 }
                 current.clear();
                 current.extend_from_slice(series);
@@ -140,7 +140,7 @@ impl Writer {
         }
         it.status()?;
         if !chunks.is_empty() {
-            self.publish_series(store, &view, &current, &chunks, spec.ledger, commit, summary)?;
+            self.publish_series(store, &view, &current, &chunks, spec, commit, summary)?;
         }
         Ok(())
     }
@@ -155,7 +155,7 @@ impl Writer {
         view: &crate::storage::View<'_>,
         key: &[u8],
         chunks: &[(i64, u32, Vec<u8>)],
-        ledger: bool,
+        spec: &PublishSpec,
         commit: &mut crate::storage::write::Commit<'_>,
         summary: &mut PublishSummary,
     ) -> Result<(), StoreError> {
@@ -165,6 +165,7 @@ impl Writer {
             }
             return Ok(());
         };
+        let ledger = spec.ledger;
         let width = store.bucket_width();
         let mut reader = view.points();
         let mut existing: Vec<(i64, Value)> = Vec::new();
@@ -189,6 +190,15 @@ impl Writer {
                         what: "staged import chunk",
                     }
                 })?;
+                if let Some(ms) = spec.retention_ms {
+                    self.points.clear();
+                    chunk::decode(&self.chunk, &mut self.points).map_err(|_| StoreError::Corrupt {
+                        cf: CF_IMPORT_STAGING,
+                        what: "staged import chunk",
+                    })?;
+                    self.chunk.clear();
+                    encode_retained(&self.points, ms, &mut self.chunk);
+                }
                 summary.points_written += chunk::count(&self.chunk).unwrap_or(0) as u64;
                 commit.add_chunk(id, bucket, &self.chunk);
                 continue;
@@ -225,9 +235,23 @@ impl Writer {
             }
             summary.points_written += self.points.len() as u64;
             self.chunk.clear();
-            chunk::encode(&self.points, &mut self.chunk);
+            match spec.retention_ms {
+                Some(ms) => encode_retained(&self.points, ms, &mut self.chunk),
+                None => chunk::encode(&self.points, &mut self.chunk),
+            }
             commit.add_chunk(id, bucket, &self.chunk);
         }
         Ok(())
     }
+}
+
+/// Encodes `points` with the expiry a retention of `ms` gives each: hidden once it is
+/// older than `ms`, exactly where a prefix policy's cutoff (`now - ms`, kept at the
+/// boundary) would hide it. One run of `expiry - ts` in the chunk's expiry column.
+fn encode_retained(points: &[(i64, Value)], ms: i64, out: &mut Vec<u8>) {
+    let expiry: Vec<i64> = points
+        .iter()
+        .map(|&(ts, _)| ts.saturating_add(ms).saturating_add(1).max(1))
+        .collect();
+    chunk::encode_expiring(points, &expiry, out);
 }
