@@ -1,9 +1,19 @@
 //! Writer throughput: points per second from decoded batches into RocksDB (one group
 //! commit per iteration), on the benchmark's shape of 10,000 series with 3 tags.
+//!
+//! For instruction counts, `WRITER_ONCE=N` writes N flushes of 100,000 points (commit
+//! to the staging log, then promotion) without criterion; run it under callgrind and
+//! read the inclusive cost of `Writer::commit` and `Writer::promote` per point:
+//!
+//! ```text
+//! cargo bench --bench writer --no-run     # prints the bench binary's path
+//! WRITER_ONCE=10 valgrind --tool=callgrind --callgrind-out-file=/tmp/writer.cg target/release/deps/writer-HASH
+//! callgrind_annotate --inclusive=yes /tmp/writer.cg | grep -E 'Writer::(commit|promote)|encode'
+//! ```
 
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use kairos_protocols::{PointBatch, Value};
 use kairosd::metrics::Metrics;
 use kairosd::storage::Store;
@@ -44,9 +54,8 @@ fn batches(step: i64) -> Vec<PointBatch> {
     out
 }
 
-fn writer(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(dir.path(), 7_200_000).unwrap());
+fn new_writer(dir: &std::path::Path) -> Writer {
+    let store = Arc::new(Store::open(dir, 7_200_000).unwrap());
     let config = WriterConfig {
         batch_points: POINTS_PER_FLUSH,
         linger: std::time::Duration::ZERO,
@@ -54,7 +63,12 @@ fn writer(c: &mut Criterion) {
         promote_interval: std::time::Duration::from_secs(1),
         sync: false,
     };
-    let mut w = Writer::new(store, Arc::new(Metrics::default()), config).unwrap();
+    Writer::new(store, Arc::new(Metrics::default()), config).unwrap()
+}
+
+fn writer(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = new_writer(dir.path());
     let flushes: Vec<Vec<PointBatch>> = (0..20).map(batches).collect();
     let mut g = c.benchmark_group("writer");
     g.throughput(Throughput::Elements(POINTS_PER_FLUSH as u64));
@@ -70,4 +84,18 @@ fn writer(c: &mut Criterion) {
 }
 
 criterion_group!(benches, writer);
-criterion_main!(benches);
+
+fn main() {
+    if let Some(n) = std::env::var("WRITER_ONCE").ok().and_then(|n| n.parse::<i64>().ok()) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = new_writer(dir.path());
+        // The first flush creates the 10,000 series; the others only add points.
+        for step in 0..n {
+            w.write_batches(&batches(step)).unwrap();
+        }
+        println!("wrote {} points", n as usize * POINTS_PER_FLUSH);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
