@@ -126,6 +126,10 @@ pub struct Config {
     /// Imports from a URL may fetch from loopback and private addresses.
     pub import_url_allow_private: bool,
     pub import_url_timeout: Duration,
+    /// How long quarantine records are kept (ms); `None` = forever.
+    pub import_quarantine_retention: Option<u64>,
+    /// What one source's quarantine records may take.
+    pub import_quarantine_max_bytes: u64,
 }
 
 /// A config key: its name, default (as written in the file) and what it is for.
@@ -500,6 +504,18 @@ pub const KEYS: &[Key] = &[
         "How long an import from a URL waits to connect and for each read.",
         |c, v| c.import_url_timeout = millis(v)?
     ),
+    key!(
+        "kairosd.import.quarantine_retention",
+        "30d",
+        "How long quarantined rows are kept, by their import's time (ms s m h d w, or 0 = forever).",
+        |c, v| c.import_quarantine_retention = kairos_protocols::import::source::parse_retention(v)?
+    ),
+    key!(
+        "kairosd.import.quarantine_max_bytes",
+        "1073741824",
+        "Bytes one source's quarantined rows may take; an import that would pass it fails (409) instead of dropping rows.",
+        |c, v| c.import_quarantine_max_bytes = positive(v)?
+    ),
 ];
 
 /// The text of `kairos.properties.example`: every key with its default and purpose.
@@ -572,6 +588,8 @@ impl Default for Config {
             import_max_bytes: 0,
             import_url_allow_private: false,
             import_url_timeout: Duration::ZERO,
+            import_quarantine_retention: None,
+            import_quarantine_max_bytes: 0,
         };
         for key in KEYS {
             (key.apply)(&mut config, key.default).expect("defaults are valid");

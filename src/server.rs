@@ -21,6 +21,26 @@ pub fn version() -> String {
     format!("KairosDB 1.3.0-kairosd.{}", env!("CARGO_PKG_VERSION"))
 }
 
+/// Deletes quarantine records past `kairosd.import.quarantine_retention` hourly (start
+/// does it once; listings hide them at once, this gives their space back).
+async fn expire_quarantine(imports: Arc<crate::import::ImportContext>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let ctx = Arc::clone(&imports);
+        match tokio::task::spawn_blocking(move || ctx.expire_quarantine()).await {
+            Ok(Ok(0)) | Err(_) => {}
+            Ok(Ok(n)) => tracing::info!(
+                sources = n,
+                "deleted quarantine records past kairosd.import.quarantine_retention"
+            ),
+            Ok(Err(e)) => tracing::warn!(%e, "deleting expired quarantine records failed; trying again in an hour"),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
@@ -121,8 +141,20 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         ctx.max_bytes = config.import_max_bytes;
         ctx.allow_private_urls = config.import_url_allow_private;
         ctx.url_timeout = config.import_url_timeout;
+        ctx.quarantine_retention = config.import_quarantine_retention;
+        ctx.quarantine_max_bytes = config.import_quarantine_max_bytes;
+        // Before serving, so nothing past its retention is counted against a source.
+        match tokio::task::block_in_place(|| ctx.expire_quarantine()) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                sources = n,
+                "deleted quarantine records past kairosd.import.quarantine_retention"
+            ),
+            Err(e) => tracing::warn!(%e, "deleting expired quarantine records failed; trying again in an hour"),
+        }
         Arc::new(ctx)
     };
+    listeners.spawn(expire_quarantine(Arc::clone(&imports), shutdown.clone()));
     let bound = sources::start(config, &ingest, &metrics, &version, &shutdown, &mut listeners).await?;
     let mut http_addr = None;
     if config.http_enabled {

@@ -627,6 +627,64 @@ fn a_sources_retention_expires_what_it_imported() {
 }
 
 #[test]
+fn a_full_quarantine_fails_the_import_instead_of_dropping_rows() {
+    let d = Daemon::start(&[("kairosd.import.quarantine_max_bytes", "4000")]);
+    add_source(&d, W);
+    let mut body = String::from("time,station,temp,hum\n1700000000,s1,1,2\n");
+    for i in 0..30 {
+        body.push_str(&format!("1700000{i:03},s1,not-a-number,\n"));
+    }
+    let r = import(&d, "source=w", body.as_bytes());
+    assert_eq!(r.status, 409, "{}", r.text());
+    let text = r.text();
+    assert!(
+        text.contains("kairosd.import.quarantine_max_bytes (4000 bytes"),
+        "{text}"
+    );
+    assert!(text.contains("DELETE /api/v1/quarantine?source=w"), "{text}");
+    assert!(
+        values(&d, "w.temp", json!({})).is_empty(),
+        "nothing of a failed import is committed"
+    );
+    // Once the quarantine is emptied, the file imports.
+    let del = http(d.http, "DELETE", "/api/v1/quarantine?source=w", &[], b"");
+    assert_eq!(del.status, 204);
+    let r = import(
+        &d,
+        "source=w",
+        b"time,station,temp,hum\n1700000000,s1,1,2\n1700000001,s1,x,\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(quarantine(&d, "source=w").len(), 1);
+}
+
+#[test]
+fn quarantined_rows_expire_after_their_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start_in(dir.path(), &[("kairosd.import.quarantine_retention", "2s")]);
+    add_source(&d, W);
+    let r = import(&d, "source=w", b"time,station,temp,hum\n1700000000,s1,x,\n");
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(quarantine(&d, "source=w").len(), 1);
+    // Hidden once 2 s have passed since the import...
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !quarantine(&d, "source=w").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(quarantine(&d, "source=w").is_empty());
+    // ...and deleted by the sweep a start runs: kept forever from now on, still gone.
+    d.stop();
+    let d = Daemon::start_in(dir.path(), &[("kairosd.import.quarantine_retention", "2s")]);
+    d.stop();
+    let d = Daemon::start_in(dir.path(), &[("kairosd.import.quarantine_retention", "0")]);
+    assert!(quarantine(&d, "source=w").is_empty());
+    // A new bad row is kept.
+    let r = import(&d, "source=w", b"time,station,temp,hum\n1700000000,s1,x,\n");
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(quarantine(&d, "source=w").len(), 1);
+}
+
+#[test]
 fn case22_victoriametrics_column_descriptors() {
     let d = Daemon::start(&[]);
     let r = import(

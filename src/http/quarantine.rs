@@ -18,6 +18,7 @@ pub fn handle<B>(req: &Request<B>, ctx: &HttpContext) -> Resp {
     let q = |n: &str| query_param(query, n);
     let mut filter = quarantine::Filter {
         source: q("source"),
+        not_before: ctx.imports.quarantine_not_before(),
         ..Default::default()
     };
     if let Some(i) = q("import_id") {
@@ -51,7 +52,9 @@ pub fn handle<B>(req: &Request<B>, ctx: &HttpContext) -> Resp {
         Err(e) => return response::errors(StatusCode::SERVICE_UNAVAILABLE, &[e.to_string()]),
     };
     if req.method() == Method::DELETE {
-        return match quarantine::delete(&store, &filter) {
+        let deleted = quarantine::delete(&store, &filter);
+        ctx.imports.quarantine_changed();
+        return match deleted {
             Ok(_) => response::empty(StatusCode::NO_CONTENT),
             Err(e) => response::errors(StatusCode::SERVICE_UNAVAILABLE, &[e.to_string()]),
         };

@@ -57,6 +57,12 @@ pub struct ImportContext {
     replacing: Mutex<HashSet<String>>,
     /// Cancel flags of running jobs, by id.
     running: Mutex<BTreeMap<u64, Arc<AtomicBool>>>,
+    /// `kairosd.import.quarantine_retention` (None: forever).
+    pub quarantine_retention: Option<u64>,
+    /// `kairosd.import.quarantine_max_bytes`: what one source's records may take.
+    pub quarantine_max_bytes: u64,
+    /// Bytes each source's records take, counted once from the store, then kept up.
+    quarantine_used: Mutex<HashMap<String, u64>>,
 }
 
 impl ImportContext {
@@ -70,7 +76,62 @@ impl ImportContext {
             url_timeout: Duration::from_secs(60),
             replacing: Mutex::new(HashSet::new()),
             running: Mutex::new(BTreeMap::new()),
+            quarantine_retention: Some(30 * 86_400_000),
+            quarantine_max_bytes: 1 << 30,
+            quarantine_used: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The first import id whose quarantine records are still kept.
+    pub fn quarantine_not_before(&self) -> u64 {
+        quarantine::oldest_kept(self.quarantine_retention, crate::http::response::now_millis())
+    }
+
+    /// Bytes `source`'s quarantine records take.
+    fn quarantine_used(&self, store: &Store, source: &str) -> Result<u64, StoreError> {
+        if let Some(&n) = self
+            .quarantine_used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(source)
+        {
+            return Ok(n);
+        }
+        let n = quarantine::bytes_of(store, source)?;
+        self.quarantine_used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(source.to_owned(), n);
+        Ok(n)
+    }
+
+    fn quarantine_added(&self, source: &str, bytes: u64) {
+        if let Some(n) = self
+            .quarantine_used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(source)
+        {
+            *n += bytes;
+        }
+    }
+
+    /// Records were deleted (a `DELETE`, or the retention sweep): count again when needed.
+    pub fn quarantine_changed(&self) {
+        self.quarantine_used.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Deletes the quarantine records past their retention; returns the sources swept.
+    pub fn expire_quarantine(&self) -> Result<usize, StoreError> {
+        if self.quarantine_retention.is_none() {
+            return Ok(0);
+        }
+        let store = self.store.get()?;
+        let n = quarantine::expire(&store, self.quarantine_not_before())?;
+        if n > 0 {
+            self.quarantine_changed();
+        }
+        Ok(n)
     }
 
     /// Asks a running job to stop; false if it is not running here.
@@ -195,6 +256,8 @@ pub struct ImportRun {
     /// Ledger repeats within one run (the publish counts those across runs).
     ledger: PublishSummary,
     quarantine: ImportBatch,
+    /// Bytes of the records in `quarantine`, not yet written.
+    quarantine_pending: u64,
     quarantine_seq: u64,
     header_stored: bool,
     errors: Vec<Json>,
@@ -350,6 +413,7 @@ impl ImportRun {
             seq: 0,
             ledger: PublishSummary::default(),
             quarantine: ImportBatch::default(),
+            quarantine_pending: 0,
             quarantine_seq: 1,
             header_stored: false,
             errors: Vec::new(),
@@ -469,7 +533,7 @@ impl ImportRun {
                     header: true,
                     record: Rejected::record(Kind::Malformed, Default::default(), h, String::new()),
                 };
-                quarantine::add(
+                self.quarantine_pending += quarantine::add(
                     &self.store,
                     &mut self.quarantine,
                     &self.params.source.name,
@@ -586,11 +650,35 @@ impl ImportRun {
             return;
         }
         let batch = std::mem::take(&mut self.quarantine);
-        if let Err(e) = self.store.import_write(batch, true) {
-            self.fail(
+        let pending = std::mem::take(&mut self.quarantine_pending);
+        let source = &self.params.source.name;
+        let max = self.ctx.quarantine_max_bytes;
+        match self.ctx.quarantine_used(&self.store, source) {
+            Ok(used) if used.saturating_add(pending) > max => {
+                let msg = format!(
+                    "the quarantine of source {source:?} would pass kairosd.import.quarantine_max_bytes ({max} bytes; \
+                     it holds {used}): nothing of this import was committed, so no row is lost; \
+                     fix and delete what it holds (DELETE /api/v1/quarantine?source={source}), then import again"
+                );
+                tracing::warn!(source = %source, used, max, "import refused: its source's quarantine is full");
+                self.fail(StatusCode::CONFLICT, msg);
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.fail(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("counting the quarantine failed: {e}"),
+                );
+                return;
+            }
+        }
+        match self.store.import_write(batch, true) {
+            Ok(()) => self.ctx.quarantine_added(source, pending),
+            Err(e) => self.fail(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("storing quarantined rows failed (the import is not committed, so none is lost): {e}"),
-            );
+            ),
         }
     }
 
@@ -647,7 +735,7 @@ impl ImportRun {
             header: false,
             record: r,
         };
-        quarantine::add(
+        self.quarantine_pending += quarantine::add(
             &self.store,
             &mut self.quarantine,
             &self.params.source.name,

@@ -2,6 +2,12 @@
 //! family: the raw record (≤ 64 KiB), where it was, why, and every problem of the row.
 //! Sequence 0 of an import is its CSV header, so `format=raw` gives back a file that
 //! imports again once its lines are fixed.
+//!
+//! Records are kept `kairosd.import.quarantine_retention` (30 days) by their import's
+//! time (an import id is its start in ms, shifted): listings hide older ones at once and
+//! a sweep deletes them (a range delete per source). A source's records may take
+//! `kairosd.import.quarantine_max_bytes` (1 GiB); an import that would pass that fails,
+//! since dropping a bad row would lose it.
 
 use kairos_protocols::import::{Kind, Rejected};
 use serde::{Deserialize, Serialize};
@@ -32,6 +38,16 @@ pub struct Filter {
     pub source: Option<String>,
     pub import: Option<u64>,
     pub kind: Option<Kind>,
+    /// Records of imports before this id have expired (see [`oldest_kept`]).
+    pub not_before: u64,
+}
+
+/// The first import id whose records are still kept at `now` (ms) under `retention_ms`.
+pub fn oldest_kept(retention_ms: Option<u64>, now: i64) -> u64 {
+    match retention_ms {
+        None => 0,
+        Some(ms) => (now.max(0) as u64).saturating_sub(ms) << 16,
+    }
 }
 
 impl Filter {
@@ -43,21 +59,65 @@ impl Filter {
         let Some((source, import, _)) = imports::parse_quarantine_key(key) else {
             return false;
         };
-        self.source.as_ref().is_none_or(|s| *s == source)
+        import >= self.not_before
+            && self.source.as_ref().is_none_or(|s| *s == source)
             && self.import.is_none_or(|i| i == import)
             && (e.header || self.kind.is_none_or(|k| k == e.record.kind))
     }
 }
 
-/// Adds records of one import to `batch`.
-pub fn add(store: &Store, batch: &mut ImportBatch, source: &str, import: u64, seq: u64, entry: &Entry) {
+/// Adds records of one import to `batch`; returns the bytes they take (key and value).
+pub fn add(store: &Store, batch: &mut ImportBatch, source: &str, import: u64, seq: u64, entry: &Entry) -> u64 {
     let json = serde_json::to_vec(entry).expect("a quarantine entry serializes");
-    batch.put(
-        store,
+    let key = imports::quarantine_key(source, import, seq);
+    batch.put(store, CF_IMPORT_QUARANTINE, &key, &json);
+    (key.len() + json.len()) as u64
+}
+
+/// The bytes (keys and values) `source`'s records take now.
+pub fn bytes_of(store: &Store, source: &str) -> Result<u64, StoreError> {
+    let mut total = 0u64;
+    store.import_scan(
         CF_IMPORT_QUARANTINE,
-        &imports::quarantine_key(source, import, seq),
-        &json,
-    );
+        &imports::quarantine_prefix(Some(source), None),
+        |k, v| {
+            total += (k.len() + v.len()) as u64;
+            true
+        },
+    )?;
+    Ok(total)
+}
+
+/// Deletes every record of an import before `not_before` (see [`oldest_kept`]), one
+/// range per source that has any; returns how many sources had some.
+pub fn expire(store: &Store, not_before: u64) -> Result<usize, StoreError> {
+    let mut ranges = Vec::new();
+    let mut it = store.db.raw_iterator_cf(store.cf(CF_IMPORT_QUARANTINE));
+    it.seek_to_first();
+    while let Some(key) = it.key() {
+        let Some((source, first_import, _)) = imports::parse_quarantine_key(key) else {
+            it.next();
+            continue;
+        };
+        let start = imports::quarantine_prefix(Some(&source), None);
+        if first_import < not_before {
+            ranges.push((
+                start.clone(),
+                imports::quarantine_prefix(Some(&source), Some(not_before)),
+            ));
+        }
+        // Past every key of this source: its prefix, then more than 16 bytes of 0xff.
+        let mut next = start;
+        next.extend_from_slice(&[0xff; 17]);
+        it.seek(&next);
+    }
+    it.status()?;
+    drop(it);
+    let n = ranges.len();
+    if n > 0 {
+        store.delete_quarantine_ranges(&ranges)?;
+    }
+    Ok(n)
 }
 
 /// Records matching `filter`, oldest import first, at most `limit` bad rows (headers

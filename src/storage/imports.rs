@@ -176,6 +176,16 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes the quarantine records in each `[start, end)` (their retention passed).
+    pub fn delete_quarantine_ranges(&self, ranges: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
+        let cf = self.cf(CF_IMPORT_QUARANTINE);
+        let mut batch = WriteBatch::default();
+        for (start, end) in ranges {
+            batch.delete_range_cf(cf, start, end);
+        }
+        self.write(batch, false)
+    }
+
     /// Deletes the quarantine records between two keys (`DELETE /api/v1/quarantine`).
     pub fn delete_quarantine_keys(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
         let cf = self.cf(CF_IMPORT_QUARANTINE);
