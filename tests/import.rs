@@ -834,7 +834,11 @@ fn event_time_now_stamps_rows_without_a_timestamp_on_arrival() {
     for station in ["s1", "s2"] {
         let v = values(&d, "w.temp", json!({ "station": [station] }));
         assert_eq!(v.len(), 1, "{station}: {v:?}");
-        assert!((before..=after).contains(&v[0].0), "{station}: {} not in {before}..={after}", v[0].0);
+        assert!(
+            (before..=after).contains(&v[0].0),
+            "{station}: {} not in {before}..={after}",
+            v[0].0
+        );
     }
     assert_eq!(
         values(&d, "w.temp", json!({"station": ["s3"]})),
