@@ -129,3 +129,15 @@ def test_keep_alive_survives_a_closed_connection(client: Client, name: str) -> N
     client.put(name, 2, {"a": "b"}, timestamp=T0 + 1)
     [s] = client.query(name, T0, end=T0 + 1)
     assert s.values == [(T0, 1), (T0 + 1, 2)]
+
+
+def test_a_server_that_never_answers_times_out() -> None:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)  # accepts into the backlog, never answers
+    try:
+        with pytest.raises(KairosdError) as e:
+            Client("http://127.0.0.1:%d" % s.getsockname()[1], timeout=0.5).version()
+        assert e.value.status is None and "no answer" in str(e.value), str(e.value)
+    finally:
+        s.close()

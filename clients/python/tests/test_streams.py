@@ -50,6 +50,11 @@ def test_default_mapping_and_arrival_only_streams(client: Client, name: str) -> 
     assert s2.upload({"h": "x", "v": 1})["points_written"] == 1
     [r] = client.query(name + "-arr.v", "1h")
     assert r.values[0][0] >= t - 1000
+    # An explicit event_time instead of the arrival time.
+    at = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)
+    assert s2.upload({"h": "y", "v": 2}, event_time=at)["points_written"] == 1
+    [r] = client.query(name + "-arr.v", at, end=at, tags={"h": "y"})
+    assert r.values == [(1_714_979_289_000, 2)]
 
 
 def test_quarantined_events_are_reported_not_raised(client: Client, name: str) -> None:

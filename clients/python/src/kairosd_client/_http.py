@@ -14,7 +14,7 @@ import base64
 import gzip
 import http.client
 import json
-
+import socket
 import threading
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Union
 from urllib.parse import quote, unquote, urlencode, urlsplit
@@ -133,6 +133,13 @@ class Transport:
                     raise KairosdError(
                         "connection to kairosd at %s closed during %s %s: %s" % (self.url, method, target, e),
                         errors=["connection closed: %s" % (e,)],
+                    ) from None
+                except socket.timeout:
+                    conn.close()
+                    self._conn = None
+                    raise KairosdError(
+                        "kairosd at %s gave no answer to %s %s within %s s" % (self.url, method, target, self.timeout),
+                        errors=["timed out after %s s" % self.timeout],
                     ) from None
                 except (OSError, http.client.HTTPException) as e:
                     conn.close()

@@ -195,7 +195,7 @@ class Client:
         AND across tags). ``aggregators``: names (``"sum"``) or objects
         (:func:`kairosd_client.aggregator`). ``group_by``: a tag name, a list of tag
         names, or KairosDB's group_by objects. Returns one :class:`Series` per group
-        (none when nothing matched).
+        that has points (an empty list when nothing matched).
         """
         body: Dict[str, Any] = times.bound("start", start)
         if end is not None:
@@ -205,7 +205,7 @@ class Client:
         series: List[Series] = []
         for q in out.get("queries", []):
             for r in q.get("results", []):
-                if r.get("values") or r.get("group_by"):
+                if r.get("values"):
                     series.append(Series.from_result(r))
         return series
 

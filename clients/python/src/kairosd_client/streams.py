@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Mapping, Optional, Union
 
 from . import times
 from ._http import path
@@ -77,7 +77,7 @@ def ndjson(events: Iterable[Mapping[str, Any]], chunk: int = 1 << 16) -> Iterato
     """Events as NDJSON in chunks of about ``chunk`` bytes, lazily (a generator of
     events streams without being held in memory). A ``datetime`` value is sent as
     epoch ms (naive = UTC)."""
-    buf: list = []
+    buf: List[bytes] = []
     size = 0
     for n, e in enumerate(events):
         if not isinstance(e, Mapping):
@@ -139,7 +139,7 @@ class Stream:
             if isinstance(event_or_events, (str, bytes)):
                 raise TypeError("format='json' takes a dict or an iterable of dicts; pass text with format='ndjson'")
             events = [event_or_events] if isinstance(event_or_events, Mapping) else event_or_events
-            body: Any = ndjson(events)  # type: ignore[arg-type]
+            body: Any = ndjson(events)
             wire = "ndjson"
         else:
             if isinstance(event_or_events, str):
@@ -150,6 +150,8 @@ class Stream:
                 raise TypeError("format=%r takes the payload as str or bytes" % (format,))
             wire = format
         query: Dict[str, Any] = {"source": self.name, "format": wire, "event_time": "now"}
+        if params.get("event_time") is not None and not isinstance(params["event_time"], str):
+            params["event_time"] = times.timestamp_ms(params["event_time"])
         query.update(params)
         return self._client._import(query, body)
 

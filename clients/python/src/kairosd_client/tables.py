@@ -113,6 +113,11 @@ class Table:
                 "table %r: the value under key %r is not a JSON row (written by another client?)" % (self.name, key),
                 body=r.text(),
             ) from None
+        if not isinstance(value, dict):
+            raise KairosdError(
+                "table %r: the value under key %r is not a JSON object (written by another client?)" % (self.name, key),
+                body=value,
+            )
         return value
 
     def delete(self, key: Any) -> None:
