@@ -115,6 +115,12 @@ def test_stream_errors(client: Client, name: str) -> None:
     with pytest.raises(KairosdError) as e:
         s.upload({"a": 1})
     assert e.value.status == 404 and "does not exist" in e.value.errors[0], e.value.errors
+    # A body far larger than the socket buffers, refused before it is read: the
+    # daemon's 404 still comes through, and the client goes on working.
+    with pytest.raises(KairosdError) as e:
+        s.upload({"a": i, "pad": "x" * 200} for i in range(20000))
+    assert e.value.status == 404, e.value
+    assert client.version()
 
 
 def test_upload_file_plain_gzipped_compressed_and_replace(client: Client, name: str, tmp_path: Path) -> None:
