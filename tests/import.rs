@@ -376,6 +376,8 @@ fn case15_replace_swaps_the_range_and_quarantines_rows_outside() {
         "{b}"
     );
     assert_eq!(b["errors"][0]["kind"], "outside_replace_range");
+    let message = b["errors"][0]["message"].as_str().unwrap();
+    assert_eq!(message.matches("line ").count(), 1, "the location once: {message}");
     let got: Vec<i64> = values(&d, "w.temp", json!({}))
         .iter()
         .map(|p| p.1.as_i64().unwrap())
@@ -590,6 +592,11 @@ fn case21_points_beyond_the_retention_are_quarantined() {
     let r = import(&d, "source=w", body.as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["errors"][0]["kind"], "beyond_retention");
+    let message = r.json()["errors"][0]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.starts_with("line 2: timestamp ") && message.matches("line 2").count() == 1,
+        "the location once, in front: {message}"
+    );
     assert_eq!(values(&d, "w.temp", json!({})).len(), 1);
 }
 

@@ -79,6 +79,7 @@ def test_retention_policy_expires_the_stream(client: Client, name: str) -> None:
     out = s.upload([{"host": "a", "v": 1, "timestamp": old}, {"host": "a", "v": 2}])
     assert out["points_written"] == 1, out
     assert out["errors"][0]["kind"] == "beyond_retention", out
+    assert out["errors"][0]["message"].startswith("line 1: timestamp "), out["errors"]
     # A point stored under the stream's prefix another way is hidden by the policy too.
     client.put(name + ".v", 3, {"host": "z"}, timestamp=old)
     assert [r.group for r in client.query(name + ".v", 0, group_by="host")] == [{"host": "a"}]
