@@ -16,6 +16,7 @@ import http.client
 import json
 import socket
 import threading
+import zlib
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Union
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
@@ -220,8 +221,6 @@ def _error(resp: Response, method: str, target: str) -> KairosdError:
 
 def gzip_chunks(chunks: Iterable[bytes], level: int = 6) -> Iterable[bytes]:
     """Compresses a stream of byte chunks as one gzip member, lazily."""
-    import zlib
-
     z = zlib.compressobj(level, zlib.DEFLATED, 31)
     for c in chunks:
         out = z.compress(c)

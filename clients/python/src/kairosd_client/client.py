@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip as _gzip
+import json
 import os
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -151,8 +153,6 @@ class Client:
         return metric, value, _tags(metric, tags), times.timestamp_ms(ts), ttl  # type: ignore[return-value]
 
     def _post_points(self, group: Mapping[Tuple[str, Tuple[Tuple[str, str], ...], Optional[int]], List[List[Any]]], before: int) -> None:
-        import json
-
         body = []
         for (metric, tags, ttl), dps in group.items():
             obj: Dict[str, Any] = {"name": metric, "tags": dict(tags), "datapoints": dps}
@@ -162,8 +162,6 @@ class Client:
         data = json.dumps(body, separators=(",", ":")).encode("utf-8")
         headers = {"Content-Type": "application/json"}
         if self.gzip:
-            import gzip as _gzip
-
             data = _gzip.compress(data, 6)
             headers["Content-Encoding"] = "gzip"
         try:
@@ -211,8 +209,6 @@ class Client:
 
     def query_raw(self, body: Mapping[str, Any]) -> Dict[str, Any]:
         """Posts a KairosDB query body as is and returns the decoded answer."""
-        import json
-
         data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode("utf-8")
         r = self._t.request("POST", "/api/v1/datapoints/query", body=data, headers={"Content-Type": "application/json"})
         return r.json() or {}
@@ -227,8 +223,6 @@ class Client:
     def set_retention(self, prefix: str, retention: Union[str, int, Any]) -> None:
         """Keeps points of metrics under ``prefix`` for ``retention`` (``"30d"``, a
         ``timedelta``, ``"0"`` forever); the longest matching prefix wins."""
-        import json
-
         body = json.dumps({"prefix": prefix, "retention": times.retention(retention)}).encode("utf-8")
         self._t.request("PUT", "/api/v1/retention", body=body, headers={"Content-Type": "application/json"})
 
@@ -254,8 +248,6 @@ class Client:
         Raises :class:`KairosdError` with the daemon's list of every problem in the
         mapping or the retention (400), or 409 if the stream exists.
         """
-        import json
-
         spec = mapping(name, source)
         spec["retention"] = times.retention(retention_policy)
         prefix = spec["metric"].get("prefix", "")
