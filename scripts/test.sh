@@ -41,4 +41,18 @@ if ! python3 -c 'import graphyte, graphitesend' >/dev/null 2>&1; then
     echo "warning: could not install graphyte and graphitesend; the tests that need them skip"
 fi
 
+# The Python client (clients/python): pytest for its suite, which tests/python_client.rs
+# runs against the kairosd this build makes (it skips, loudly, without pytest), and the
+# package itself installed with pip, which checks that it builds and installs; the
+# suite imports the tree's own copy, so an older install never stands in for it.
+pip_install() {
+  python3 -m pip install --quiet --disable-pip-version-check "$@" 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$@"
+}
+if ! python3 -c 'import pytest' >/dev/null 2>&1; then
+  echo "installing from PyPI: pytest"
+  pip_install pytest || echo "warning: could not install pytest; the Python client's tests skip"
+fi
+pip_install ./clients/python || { echo "error: pip cannot install ./clients/python" >&2; exit 1; }
+
 cargo test --release --workspace --locked "$@"

@@ -376,6 +376,8 @@ fn case15_replace_swaps_the_range_and_quarantines_rows_outside() {
         "{b}"
     );
     assert_eq!(b["errors"][0]["kind"], "outside_replace_range");
+    let message = b["errors"][0]["message"].as_str().unwrap();
+    assert_eq!(message.matches("line ").count(), 1, "the location once: {message}");
     let got: Vec<i64> = values(&d, "w.temp", json!({}))
         .iter()
         .map(|p| p.1.as_i64().unwrap())
@@ -590,6 +592,11 @@ fn case21_points_beyond_the_retention_are_quarantined() {
     let r = import(&d, "source=w", body.as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["errors"][0]["kind"], "beyond_retention");
+    let message = r.json()["errors"][0]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.starts_with("line 2: timestamp ") && message.matches("line 2").count() == 1,
+        "the location once, in front: {message}"
+    );
     assert_eq!(values(&d, "w.temp", json!({})).len(), 1);
 }
 
@@ -901,4 +908,45 @@ fn parquet_files_import_by_name_and_by_magic_bytes() {
     let r = import(&d, "source=w", &std::fs::read(fixture).unwrap());
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["points_written"], 3);
+}
+
+/// `event_time=now` stamps rows whose timestamp cell is empty or absent with the time
+/// the daemon read the request (StreamSQL stamps events on arrival), and rows with a
+/// timestamp keep theirs.
+#[test]
+fn event_time_now_stamps_rows_without_a_timestamp_on_arrival() {
+    let d = daemon_with_w();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let body = b"{\"station\":\"s1\",\"temp\":1}\n{\"time\":\"\",\"station\":\"s2\",\"temp\":2}\n\
+                 {\"time\":1700000000,\"station\":\"s3\",\"temp\":3}\n";
+    let r = import(&d, "source=w&format=ndjson&event_time=now", body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["points_written"], 3, "{}", r.text());
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for station in ["s1", "s2"] {
+        let v = values(&d, "w.temp", json!({ "station": [station] }));
+        assert_eq!(v.len(), 1, "{station}: {v:?}");
+        assert!(
+            (before..=after).contains(&v[0].0),
+            "{station}: {} not in {before}..={after}",
+            v[0].0
+        );
+    }
+    assert_eq!(
+        values(&d, "w.temp", json!({"station": ["s3"]})),
+        [(1700000000000, json!(3))]
+    );
+    // Without it a row lacking its timestamp is quarantined, and a bad value names `now`.
+    let r = import(&d, "source=w&format=ndjson", b"{\"station\":\"s4\",\"temp\":4}\n");
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.json()["errors"][0]["kind"], "missing_timestamp", "{}", r.text());
+    let r = import(&d, "source=w&format=ndjson&event_time=later", body);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.json()["errors"][0].as_str().unwrap().contains("now"), "{}", r.text());
 }

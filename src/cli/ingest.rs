@@ -48,7 +48,7 @@ pub struct IngestArgs {
     /// Replace everything of the source's metrics.
     #[arg(long)]
     pub replace_all: bool,
-    /// The time of rows with an empty timestamp cell (epoch ms or RFC 3339).
+    /// The time of rows with an empty timestamp cell (epoch ms, RFC 3339, or `now`).
     #[arg(long)]
     pub event_time: Option<String>,
     /// quarantine (default: the source's) or abort.

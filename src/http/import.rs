@@ -30,15 +30,20 @@ fn bad(msg: impl Into<String>) -> ImportResult {
     ImportResult::error(StatusCode::BAD_REQUEST, msg)
 }
 
-/// Epoch milliseconds or RFC 3339.
+/// Epoch milliseconds, RFC 3339, or `now`: the time the request is read, so a client
+/// can have rows without a timestamp stamped on arrival by the daemon's clock
+/// (`event_time=now`, as StreamSQL stamps events) instead of its own.
 pub fn parse_time(name: &str, v: &str) -> Result<i64, String> {
     if let Ok(ms) = v.trim().parse::<i64>() {
         return Ok(ms);
     }
+    if v.trim() == "now" {
+        return Ok(response::now_millis());
+    }
     v.trim()
         .parse::<jiff::Timestamp>()
         .map(|t| t.as_millisecond())
-        .map_err(|_| format!("{name}={v:?} is neither epoch milliseconds nor an RFC 3339 time"))
+        .map_err(|_| format!("{name}={v:?} is neither epoch milliseconds, an RFC 3339 time nor now"))
 }
 
 fn parse_bool(name: &str, v: Option<String>) -> Result<bool, ImportResult> {

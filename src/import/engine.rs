@@ -1109,6 +1109,7 @@ fn replace_scope(store: &Store, source: &Source) -> Result<Vec<String>, ImportRe
 /// The daemon's check of each decoded row: the replace condition
 /// (`outside_replace_range`) and the source's retention (`beyond_retention`). Every
 /// row of a source passes here, so a retention policy has this one place to refuse.
+/// Messages leave the row's location out: the quarantine record puts it in front.
 fn row_check(params: &ImportParams, now: i64) -> Option<RowCheck> {
     let retention = params.source.retention_ms();
     let replace = params.replace.clone();
@@ -1122,8 +1123,7 @@ fn row_check(params: &ImportParams, now: i64) -> Option<RowCheck> {
                 return Err((
                     Kind::BeyondRetention,
                     format!(
-                        "{}: timestamp {} is older than the source's retention allows (oldest kept: {})",
-                        row.location,
+                        "timestamp {} is older than the source's retention allows (oldest kept: {})",
                         jobs::rfc3339(row.timestamp),
                         jobs::rfc3339(oldest)
                     ),
@@ -1136,8 +1136,7 @@ fn row_check(params: &ImportParams, now: i64) -> Option<RowCheck> {
                     return Err((
                         Kind::OutsideReplaceRange,
                         format!(
-                            "{}: timestamp {} is outside the replace range {}..{}",
-                            row.location,
+                            "timestamp {} is outside the replace range {}..{}",
                             jobs::rfc3339(row.timestamp),
                             jobs::rfc3339(start),
                             jobs::rfc3339(end)
@@ -1151,8 +1150,7 @@ fn row_check(params: &ImportParams, now: i64) -> Option<RowCheck> {
                     return Err((
                         Kind::OutsideReplaceRange,
                         format!(
-                            "{}: tag {k}={} is outside the replace condition {k}={}",
-                            row.location,
+                            "tag {k}={} is outside the replace condition {k}={}",
                             v.unwrap_or("(none)"),
                             values.join("|")
                         ),
