@@ -89,14 +89,26 @@ pub fn put(store: &Store, id: u64, job: &Job) -> Result<(), StoreError> {
 pub fn get(store: &Store, id: u64) -> Result<Option<Job>, StoreError> {
     Ok(store
         .import_get(CF_IMPORT_JOBS, &key(id))?
-        .and_then(|v| serde_json::from_slice(&v).ok()))
+        .and_then(|v| serde_json::from_slice(&v).ok())
+        .map(as_shown))
+}
+
+/// The record written with an import's points says `done` (so a crash right after
+/// still knows it committed), and its result, whose counts come from that write, follows
+/// a moment later: until then the job shows as still `working`, so a client that sees
+/// `done` always finds the result.
+fn as_shown(mut job: Job) -> Job {
+    if job.status == Status::Done && job.result.is_none() {
+        job.status = Status::Working;
+    }
+    job
 }
 
 /// The newest `limit` jobs passing the filters, newest first.
 pub fn list(store: &Store, source: Option<&str>, status: Option<Status>, limit: usize) -> Result<Vec<Job>, StoreError> {
     let mut all = Vec::new();
     store.import_scan(CF_IMPORT_JOBS, &[], |_, v| {
-        if let Ok(job) = serde_json::from_slice::<Job>(v) {
+        if let Ok(job) = serde_json::from_slice::<Job>(v).map(as_shown) {
             if source.is_none_or(|s| s == job.source) && status.is_none_or(|s| s == job.status) {
                 all.push(job);
             }
@@ -112,15 +124,28 @@ pub fn list(store: &Store, source: Option<&str>, status: Option<Status>, limit: 
 /// committed; its staged points are dropped with the whole staging area).
 pub fn recover(store: &Store) -> Result<usize, StoreError> {
     let mut stale = Vec::new();
+    let mut uncounted = Vec::new();
     store.import_scan(CF_IMPORT_JOBS, &[], |k, v| {
         if let Ok(job) = serde_json::from_slice::<Job>(v) {
             if !job.status.finished() {
                 stale.push((k.to_vec(), job));
+            } else if job.status == Status::Done && job.result.is_none() {
+                uncounted.push((k.to_vec(), job));
             }
         }
         true
     })?;
     let mut batch = ImportBatch::default();
+    // Committed, but stopped before its counts were stored: done, saying so.
+    for (k, mut job) in uncounted {
+        job.result = Some(serde_json::json!({
+            "status": "done",
+            "import_id": job.id,
+            "source": job.source,
+            "error": "kairosd stopped right after committing this import, before storing its counts; its points are stored",
+        }));
+        batch.put(store, CF_IMPORT_JOBS, &k, &encode(&job));
+    }
     for (k, mut job) in stale.iter().cloned() {
         job.status = Status::Error;
         job.error = Some("kairosd stopped during the import; nothing of it was committed".to_owned());
