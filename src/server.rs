@@ -52,6 +52,7 @@ pub struct Running {
     writer: std::thread::JoinHandle<()>,
     maintenance: Maintenance,
     pub store: Arc<StoreHandle>,
+    kafka: Option<Arc<crate::kafka::KafkaSources>>,
 }
 
 async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, StartError> {
@@ -121,8 +122,18 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         ctx.max_bytes = config.import_max_bytes;
         ctx.allow_private_urls = config.import_url_allow_private;
         ctx.url_timeout = config.import_url_timeout;
+        let kafka = crate::kafka::KafkaSources::new(crate::kafka::Shared {
+            store: Arc::clone(&store),
+            ingest: ingest.clone(),
+            metrics: Arc::clone(&metrics),
+            graphite: sources::graphite::mapper(config).ok().map(Arc::new),
+            runtime: tokio::runtime::Handle::current(),
+        });
+        tokio::task::block_in_place(|| kafka.sync())?;
+        ctx.kafka = Some(kafka);
         Arc::new(ctx)
     };
+    let kafka = imports.kafka.clone();
     let bound = sources::start(config, &ingest, &metrics, &version, &shutdown, &mut listeners).await?;
     let mut http_addr = None;
     if config.http_enabled {
@@ -167,6 +178,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         writer,
         maintenance,
         store,
+        kafka,
     })
 }
 
@@ -196,6 +208,10 @@ impl Running {
         self.metrics.health.set_stopping();
         self.shutdown.cancel();
         while self.listeners.join_next().await.is_some() {}
+        if let Some(k) = self.kafka.take() {
+            // Each consumer finishes the batch it is committing, then stops.
+            let _ = tokio::task::spawn_blocking(move || k.stop_all()).await;
+        }
         self.ingest.close();
         drop(self.ingest);
         let writer = self.writer;

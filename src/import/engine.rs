@@ -57,6 +57,8 @@ pub struct ImportContext {
     replacing: Mutex<HashSet<String>>,
     /// Cancel flags of running jobs, by id.
     running: Mutex<BTreeMap<u64, Arc<AtomicBool>>>,
+    /// The Kafka sources' consumers (the daemon's; none offline).
+    pub kafka: Option<Arc<crate::kafka::KafkaSources>>,
 }
 
 impl ImportContext {
@@ -70,6 +72,7 @@ impl ImportContext {
             url_timeout: Duration::from_secs(60),
             replacing: Mutex::new(HashSet::new()),
             running: Mutex::new(BTreeMap::new()),
+            kafka: None,
         }
     }
 
@@ -466,6 +469,7 @@ impl ImportRun {
                     file: self.params.file_name.clone(),
                     created_at: crate::http::response::now_millis(),
                     header: true,
+                    kafka: None,
                     record: Rejected::record(Kind::Malformed, Default::default(), h, String::new()),
                 };
                 quarantine::add(
@@ -644,6 +648,7 @@ impl ImportRun {
             file: self.params.file_name.clone(),
             created_at: crate::http::response::now_millis(),
             header: false,
+            kafka: None,
             record: r,
         };
         quarantine::add(
