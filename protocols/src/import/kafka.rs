@@ -94,7 +94,7 @@ impl<'de> Deserialize<'de> for Partitions {
 }
 
 /// How one message's bytes are read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Payload {
     /// One or more JSON rows, mapped by the source.
@@ -108,6 +108,26 @@ pub enum Payload {
     Telnet,
     /// Graphite plaintext lines (`path value [timestamp]`).
     Graphite,
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(d)?;
+        [
+            Payload::Ndjson,
+            Payload::Csv,
+            Payload::Kairosdb,
+            Payload::Telnet,
+            Payload::Graphite,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == word)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "kafka.payload {word:?} is not ndjson, csv, kairosdb, telnet or graphite"
+            ))
+        })
+    }
 }
 
 impl Payload {
