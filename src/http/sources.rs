@@ -24,9 +24,9 @@ fn failure(e: RegistryError) -> Resp {
 }
 
 /// Parses a source and checks this build can run its Kafka block.
-fn parse(json: &[u8]) -> Result<kairos_protocols::import::Source, Resp> {
-    let source = registry::parse(json).map_err(failure)?;
-    crate::kafka::check(&source).map_err(|m| response::errors(StatusCode::BAD_REQUEST, &[m]))?;
+fn parse(json: &[u8]) -> Result<kairos_protocols::import::Source, Box<Resp>> {
+    let source = registry::parse(json).map_err(|e| Box::new(failure(e)))?;
+    crate::kafka::check(&source).map_err(|m| Box::new(response::errors(StatusCode::BAD_REQUEST, &[m])))?;
     Ok(source)
 }
 
@@ -85,7 +85,7 @@ pub async fn collection(req: Request<Incoming>, ctx: &HttpContext) -> Resp {
     };
     let source = match parse(&json) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match registry::put(&store, source, false) {
         Ok(s) => {
@@ -146,7 +146,7 @@ pub async fn one(req: Request<Incoming>, name: &str, action: Option<&str>, ctx: 
             };
             let mut source = match parse(&json) {
                 Ok(s) => s,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             if source.name != name {
                 return response::errors(
