@@ -117,6 +117,7 @@ fn consume(shared: &Shared, source: &Source, spec: &KafkaSpec, stop: &AtomicBool
     let wait = Duration::from_millis(spec.max_batch_wait_ms);
     let max = spec.max_batch_messages as usize;
     let mut watermarks_at = Instant::now();
+    let mut logged: Option<Instant> = None;
     loop {
         if stop.load(Relaxed) {
             return End::Stopped;
@@ -160,7 +161,11 @@ fn consume(shared: &Shared, source: &Source, spec: &KafkaSpec, stop: &AtomicBool
                 Err(e) => {
                     shared.metrics.kafka.errors.fetch_add(1, Relaxed);
                     status.error(format!("consumer error (brokers {}): {e}", spec.brokers));
-                    tracing::warn!(source = %source.name, topic = %spec.topic, "kafka: consumer error: {e}");
+                    // librdkafka repeats a broker outage on every reconnect: logged every 10 s at most.
+                    if logged.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(10)) {
+                        logged = Some(Instant::now());
+                        tracing::warn!(source = %source.name, topic = %spec.topic, "kafka: consumer error: {e}");
+                    }
                     if first.is_none() {
                         break;
                     }
