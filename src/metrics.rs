@@ -78,6 +78,23 @@ pub struct Metrics {
     pub writer_wakeups: AtomicU64,
     /// Writer, write outcome and corruption state behind the health endpoints.
     pub health: crate::health::Health,
+    pub kafka: KafkaMetrics,
+}
+
+/// Kafka sources' counters (all sources together; per partition in `GET /api/v1/sources/{name}`).
+#[derive(Default)]
+pub struct KafkaMetrics {
+    /// Messages committed (their points and the next offset in one write).
+    pub messages: AtomicU64,
+    pub points: AtomicU64,
+    /// Messages quarantined (undecodable, or a row of them refused).
+    pub bad_messages: AtomicU64,
+    /// Broker, consumer and commit errors (each also in the partition's `last_error`).
+    pub errors: AtomicU64,
+    /// Messages skipped because the stored offset had fallen below the log start.
+    pub offsets_skipped: AtomicU64,
+    /// Consumers running.
+    pub consumers: AtomicU64,
 }
 
 impl Metrics {
@@ -317,6 +334,51 @@ impl Metrics {
             out,
             "kairosd_flush_duration_seconds_sum {sum}\nkairosd_flush_duration_seconds_count {count}"
         );
+        let k = &self.kafka;
+        for (name, help, kind, v) in [
+            (
+                "kairosd_kafka_messages_total",
+                "Kafka messages committed with their offsets.",
+                "counter",
+                &k.messages,
+            ),
+            (
+                "kairosd_kafka_points_total",
+                "Points from Kafka messages committed.",
+                "counter",
+                &k.points,
+            ),
+            (
+                "kairosd_kafka_bad_messages_total",
+                "Kafka messages quarantined.",
+                "counter",
+                &k.bad_messages,
+            ),
+            (
+                "kairosd_kafka_errors_total",
+                "Kafka broker, consumer and commit errors.",
+                "counter",
+                &k.errors,
+            ),
+            (
+                "kairosd_kafka_offsets_skipped_total",
+                "Kafka messages skipped because the stored offset fell below the log start.",
+                "counter",
+                &k.offsets_skipped,
+            ),
+            (
+                "kairosd_kafka_consumers",
+                "Kafka source consumers running.",
+                "gauge",
+                &k.consumers,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                v.load(Relaxed)
+            );
+        }
         out
     }
 }

@@ -72,6 +72,7 @@ pub struct Running {
     writer: std::thread::JoinHandle<()>,
     maintenance: Maintenance,
     pub store: Arc<StoreHandle>,
+    kafka: Option<Arc<crate::kafka::KafkaSources>>,
 }
 
 async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, StartError> {
@@ -152,9 +153,19 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             ),
             Err(e) => tracing::warn!(%e, "deleting expired quarantine records failed; trying again in an hour"),
         }
+        let kafka = crate::kafka::KafkaSources::new(crate::kafka::Shared {
+            store: Arc::clone(&store),
+            ingest: ingest.clone(),
+            metrics: Arc::clone(&metrics),
+            graphite: sources::graphite::mapper(config).ok().map(Arc::new),
+            runtime: tokio::runtime::Handle::current(),
+        });
+        tokio::task::block_in_place(|| kafka.sync())?;
+        ctx.kafka = Some(kafka);
         Arc::new(ctx)
     };
     listeners.spawn(expire_quarantine(Arc::clone(&imports), shutdown.clone()));
+    let kafka = imports.kafka.clone();
     let bound = sources::start(config, &ingest, &metrics, &version, &shutdown, &mut listeners).await?;
     let mut http_addr = None;
     if config.http_enabled {
@@ -199,6 +210,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         writer,
         maintenance,
         store,
+        kafka,
     })
 }
 
@@ -228,6 +240,10 @@ impl Running {
         self.metrics.health.set_stopping();
         self.shutdown.cancel();
         while self.listeners.join_next().await.is_some() {}
+        if let Some(k) = self.kafka.take() {
+            // Each consumer finishes the batch it is committing, then stops.
+            let _ = tokio::task::spawn_blocking(move || k.stop_all()).await;
+        }
         self.ingest.close();
         drop(self.ingest);
         let writer = self.writer;

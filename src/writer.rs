@@ -531,7 +531,8 @@ impl Writer {
                 std::thread::sleep(REOPEN_EVERY);
                 continue;
             }
-            match self.commit(pending.iter().map(|r| &r.batch)) {
+            let records = pending.iter().flat_map(|r| r.records.iter());
+            match self.commit_with(pending.iter().map(|r| &r.batch), records) {
                 Ok(()) => break Ok(()),
                 Err(err) if !err.is_transient() => break Err(err),
                 Err(err) => {
@@ -624,11 +625,23 @@ impl Writer {
     /// Writes the points of `batches` (and any new series) to the staging log in one
     /// atomic write. On failure nothing of it stays, in RocksDB or in memory.
     fn commit<'a>(&mut self, batches: impl Iterator<Item = &'a PointBatch>) -> Result<(), StoreError> {
+        self.commit_with(batches, std::iter::empty())
+    }
+
+    /// [`Writer::commit`] plus `records`, in the same atomic write.
+    fn commit_with<'a>(
+        &mut self,
+        batches: impl Iterator<Item = &'a PointBatch>,
+        records: impl Iterator<Item = &'a crate::ingest::Record>,
+    ) -> Result<(), StoreError> {
         let store = Arc::clone(self.store());
         if store.faults.take_writer_panic() {
             panic!("injected writer panic (KAIROSD_FAULTS=panic_writer)");
         }
         let mut commit = store.begin_commit();
+        for r in records {
+            commit.put_import_record(r.cf, &r.key, &r.value);
+        }
         let staged_before = self.staged.len();
         let result = self.stage(batches, &mut commit).and_then(|()| {
             self.record.clear();

@@ -44,6 +44,7 @@ pub mod descriptor;
 pub mod format;
 mod framing;
 mod json;
+pub mod kafka;
 mod kairosdb;
 mod mapping;
 pub mod parquet;

@@ -23,6 +23,40 @@ fn failure(e: RegistryError) -> Resp {
     }
 }
 
+/// Parses a source and checks this build can run its Kafka block.
+fn parse(json: &[u8]) -> Result<kairos_protocols::import::Source, Box<Resp>> {
+    let source = registry::parse(json).map_err(|e| Box::new(failure(e)))?;
+    crate::kafka::check(&source).map_err(|m| Box::new(response::errors(StatusCode::BAD_REQUEST, &[m])))?;
+    Ok(source)
+}
+
+/// Starts and stops Kafka consumers after a change to the sources.
+async fn sync_kafka(ctx: &HttpContext) {
+    if let Some(k) = ctx.imports.kafka.clone() {
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = k.sync() {
+                tracing::error!(%e, "kafka: cannot read the sources to start or stop consumers");
+            }
+        })
+        .await;
+    }
+}
+
+/// A source's JSON, with its Kafka consumer's state (`kafka_status`) when it has one.
+fn show(source: &kairos_protocols::import::Source, ctx: &HttpContext) -> String {
+    let mut json = serde_json::to_value(source).unwrap_or_default();
+    if source.kafka.is_some() {
+        let status = ctx
+            .imports
+            .kafka
+            .as_ref()
+            .and_then(|k| k.status(&source.name))
+            .unwrap_or_else(|| json!({"state": if source.enabled { "stopped" } else { "disabled" }, "partitions": []}));
+        json["kafka_status"] = status;
+    }
+    json.to_string()
+}
+
 async fn read_json(req: Request<Incoming>, ctx: &HttpContext) -> Result<bytes::Bytes, Resp> {
     let (parts, body) = req.into_parts();
     match body::read(&parts.headers, body, 1 << 20, &ctx.body_budget).await {
@@ -49,12 +83,15 @@ pub async fn collection(req: Request<Incoming>, ctx: &HttpContext) -> Resp {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let source = match registry::parse(&json) {
+    let source = match parse(&json) {
         Ok(s) => s,
-        Err(e) => return failure(e),
+        Err(r) => return *r,
     };
     match registry::put(&store, source, false) {
-        Ok(s) => response::json(StatusCode::CREATED, serde_json::to_string(&s).unwrap_or_default()),
+        Ok(s) => {
+            sync_kafka(ctx).await;
+            response::json(StatusCode::CREATED, serde_json::to_string(&s).unwrap_or_default())
+        }
         Err(e) => failure(e),
     }
 }
@@ -77,18 +114,29 @@ pub async fn one(req: Request<Incoming>, name: &str, action: Option<&str>, ctx: 
             }
         };
         return match registry::set_enabled(&store, name, enabled) {
-            Ok(_) => response::empty(StatusCode::NO_CONTENT),
+            Ok(_) => {
+                sync_kafka(ctx).await;
+                response::empty(StatusCode::NO_CONTENT)
+            }
             Err(e) => failure(e),
         };
     }
     match *req.method() {
         Method::GET => match registry::get(&store, name) {
-            Ok(Some(s)) => response::json(StatusCode::OK, serde_json::to_string(&s).unwrap_or_default()),
+            Ok(Some(s)) => response::json(StatusCode::OK, show(&s, ctx)),
             Ok(None) => failure(RegistryError::NotFound(name.to_owned())),
             Err(e) => failure(e.into()),
         },
         Method::DELETE => match registry::remove(&store, name) {
-            Ok(()) => response::empty(StatusCode::NO_CONTENT),
+            Ok(()) => {
+                sync_kafka(ctx).await;
+                if let Some(k) = &ctx.imports.kafka {
+                    if let Err(e) = k.forget(name) {
+                        tracing::error!(source = name, %e, "kafka: cannot forget the offsets of a removed source");
+                    }
+                }
+                response::empty(StatusCode::NO_CONTENT)
+            }
             Err(e) => failure(e),
         },
         _ => {
@@ -96,9 +144,9 @@ pub async fn one(req: Request<Incoming>, name: &str, action: Option<&str>, ctx: 
                 Ok(b) => b,
                 Err(r) => return r,
             };
-            let mut source = match registry::parse(&json) {
+            let mut source = match parse(&json) {
                 Ok(s) => s,
-                Err(e) => return failure(e),
+                Err(r) => return *r,
             };
             if source.name != name {
                 return response::errors(
@@ -108,7 +156,10 @@ pub async fn one(req: Request<Incoming>, name: &str, action: Option<&str>, ctx: 
             }
             source.name = name.to_owned();
             match registry::put(&store, source, true) {
-                Ok(s) => response::json(StatusCode::OK, serde_json::to_string(&s).unwrap_or_default()),
+                Ok(s) => {
+                    sync_kafka(ctx).await;
+                    response::json(StatusCode::OK, serde_json::to_string(&s).unwrap_or_default())
+                }
                 Err(e) => failure(e),
             }
         }

@@ -63,6 +63,8 @@ pub struct ImportContext {
     pub quarantine_max_bytes: u64,
     /// Bytes each source's records take, counted once from the store, then kept up.
     quarantine_used: Mutex<HashMap<String, u64>>,
+    /// The Kafka sources' consumers (the daemon's; none offline).
+    pub kafka: Option<Arc<crate::kafka::KafkaSources>>,
 }
 
 impl ImportContext {
@@ -79,6 +81,7 @@ impl ImportContext {
             quarantine_retention: Some(30 * 86_400_000),
             quarantine_max_bytes: 1 << 30,
             quarantine_used: Mutex::new(HashMap::new()),
+            kafka: None,
         }
     }
 
@@ -531,6 +534,7 @@ impl ImportRun {
                     file: self.params.file_name.clone(),
                     created_at: crate::http::response::now_millis(),
                     header: true,
+                    kafka: None,
                     record: Rejected::record(Kind::Malformed, Default::default(), h, String::new()),
                 };
                 self.quarantine_pending += quarantine::add(
@@ -733,6 +737,7 @@ impl ImportRun {
             file: self.params.file_name.clone(),
             created_at: crate::http::response::now_millis(),
             header: false,
+            kafka: None,
             record: r,
         };
         self.quarantine_pending += quarantine::add(

@@ -28,8 +28,19 @@ pub struct Entry {
     /// A CSV header (sequence 0), kept for `format=raw`; not a bad row.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub header: bool,
+    /// Where a Kafka source's bad message sat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaAt>,
     #[serde(flatten)]
     pub record: Rejected,
+}
+
+/// A Kafka message's place: topic, partition, offset.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KafkaAt {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
 }
 
 /// Which records a listing or a delete takes.

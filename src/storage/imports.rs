@@ -24,7 +24,30 @@ pub const CF_IMPORT_QUARANTINE: &str = "import_quarantine";
 /// Points of imports not yet published: key = [`staging_key`], value = a points chunk.
 pub const CF_IMPORT_STAGING: &str = "import_staging";
 
-const OURS: [&str; 4] = [CF_SOURCES, CF_IMPORT_JOBS, CF_IMPORT_QUARANTINE, CF_IMPORT_STAGING];
+/// Kafka sources' next offsets: key = [`kafka_offset_key`], value = the next offset
+/// (8 bytes, big-endian), written in the same write as the points it follows.
+pub const CF_KAFKA_OFFSETS: &str = "kafka_offsets";
+
+const OURS: [&str; 5] = [
+    CF_SOURCES,
+    CF_IMPORT_JOBS,
+    CF_IMPORT_QUARANTINE,
+    CF_IMPORT_STAGING,
+    CF_KAFKA_OFFSETS,
+];
+
+/// `kafka_offsets` key: the source name (escaped and terminated), the partition.
+pub fn kafka_offset_key(source: &str, partition: i32) -> Vec<u8> {
+    let mut key = quarantine_prefix(Some(source), None);
+    key.extend_from_slice(&(partition as u32).to_be_bytes());
+    key
+}
+
+/// Splits a `kafka_offsets` key into (source, partition).
+pub fn parse_kafka_offset_key(key: &[u8]) -> Option<(String, i32)> {
+    let (source, rest) = kairos_protocols::series_key::read_str(key).ok()?;
+    Some((source, u32::from_be_bytes(rest.try_into().ok()?) as i32))
+}
 
 /// Staging records are written once, read once in order and range-deleted; they never
 /// need the WAL (an import does not survive a restart) nor strong compression.

@@ -55,7 +55,7 @@ pub const CF_QUARANTINE: &str = "quarantine";
 pub const CF_RETENTION: &str = "retention";
 /// The metadata API's service key/value store (see [`metadata`]).
 pub const CF_METADATA: &str = "metadata";
-pub const ALL_CFS: [&str; 14] = [
+pub const ALL_CFS: [&str; 15] = [
     CF_META,
     CF_SERIES,
     CF_SERIES_BY_ID,
@@ -70,6 +70,7 @@ pub const ALL_CFS: [&str; 14] = [
     imports::CF_IMPORT_JOBS,
     imports::CF_IMPORT_QUARANTINE,
     imports::CF_IMPORT_STAGING,
+    imports::CF_KAFKA_OFFSETS,
 ];
 
 pub(crate) const META_SCHEMA_VERSION: &[u8] = b"schema_version";

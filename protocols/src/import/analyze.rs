@@ -672,5 +672,6 @@ fn propose(
         retention: "0".to_owned(),
         on_error: Default::default(),
         enabled: true,
+        kafka: None,
     }
 }

@@ -124,6 +124,7 @@ pub fn parse(descriptor: &str, name: &str) -> Result<Source, SourceErrors> {
         retention: "0".to_owned(),
         on_error: Default::default(),
         enabled: true,
+        kafka: None,
     };
     source.validate()?;
     Ok(source)

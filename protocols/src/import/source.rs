@@ -55,6 +55,9 @@ pub struct Source {
     pub on_error: OnError,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Consume a Kafka topic into this source (spec §6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<super::kafka::KafkaSpec>,
 }
 
 fn forever() -> String {
@@ -437,6 +440,15 @@ impl Source {
         }
         if let Err(msg) = parse_retention(&self.retention) {
             e.push(format!("retention: {msg}"));
+        }
+        if let Some(k) = &self.kafka {
+            e.extend(k.problems());
+            if k.payload == super::kafka::Payload::Csv && self.columns.is_none() {
+                e.push(
+                    "kafka.payload csv: messages carry no header, so the source needs columns (the names in order)"
+                        .to_owned(),
+                );
+            }
         }
 
         if errors.is_empty() {
