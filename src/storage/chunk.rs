@@ -246,9 +246,11 @@ fn may_expire(bytes: &[u8]) -> bool {
     has_expiry(bytes) || bytes.first() == Some(&KIND_SALVAGE)
 }
 
-/// [`decode`], also appending each point's expiry (ms, 0 = never) to `expiry`.
+/// [`decode`], also appending each point's expiry (ms, 0 = never) to `expiry`. On error
+/// both are left as they were.
 pub fn decode_expiring(bytes: &[u8], out: &mut Vec<(i64, Value)>, expiry: &mut Vec<i64>) -> Result<(), ChunkError> {
     let before = out.len();
+    let expiry_before = expiry.len();
     decode(bytes, out)?;
     let n = out.len() - before;
     if !may_expire(bytes) {
@@ -262,7 +264,9 @@ pub fn decode_expiring(bytes: &[u8], out: &mut Vec<(i64, Value)>, expiry: &mut V
     }
     let (col, _) = expiry::split_column(&data[HEAD..]).map_err(ChunkError::Corrupt)?;
     expiry::decode_column(col, &out[before..], expiry).map_err(|e| {
+        // Found by fuzzing: the column may fail after some expiries were appended.
         out.truncate(before);
+        expiry.truncate(expiry_before);
         ChunkError::Corrupt(e)
     })
 }
