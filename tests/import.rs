@@ -453,6 +453,43 @@ fn wait_job(d: &Daemon, pred: impl Fn(&Value) -> bool) -> Value {
 }
 
 #[test]
+fn a_running_import_shows_its_progress() {
+    let d = daemon_with_w();
+    let mut s = TcpStream::connect(d.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST /api/v1/import?source=w HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .unwrap();
+    let chunk = |s: &mut TcpStream, body: &[u8]| {
+        write!(s, "{:x}\r\n", body.len()).unwrap();
+        s.write_all(body).unwrap();
+        s.write_all(b"\r\n").unwrap();
+        s.flush().unwrap();
+    };
+    chunk(&mut s, b"time,station,temp,hum\n1700000000,s1,1,2\n");
+    wait_job(&d, |j| j["status"] == "working");
+    // Progress is written at most once a second, when more of the body arrives.
+    std::thread::sleep(Duration::from_millis(1100));
+    chunk(&mut s, b"1700000001,s1,3,4\n1700000002,s1,5,6\n");
+    let job = wait_job(&d, |j| {
+        j["status"] == "working" && j["progress"]["rows"].as_u64() >= Some(3)
+    });
+    assert!(job["progress"]["bytes_read"].as_u64() > Some(0), "{job}");
+    assert_eq!(job["progress"]["points"], 6, "{job}");
+    s.write_all(b"0\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let r = common::parse_response(&raw);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.json()["import_id"].as_str().unwrap().to_owned();
+    let done = d.get(&format!("/api/v1/import/jobs/{id}")).json();
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["progress"]["rows"], 3, "{done}");
+}
+
+#[test]
 fn case17_a_live_write_during_a_replace_is_kept() {
     let d = daemon_with_w();
     assert_eq!(

@@ -243,6 +243,9 @@ fn store_failure(e: &StoreError) -> ImportResult {
 /// A point of a run: timestamp, file order, value.
 type RunPoint = (i64, u32, Value);
 
+/// How often a running import writes its progress into its job record.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
 pub struct ImportRun {
     ctx: Arc<ImportContext>,
     store: Arc<Store>,
@@ -270,6 +273,8 @@ pub struct ImportRun {
     /// Why the import failed: the status and message.
     failed: Option<(StatusCode, String)>,
     started: Instant,
+    /// When the job record last got this run's progress (at most once a second).
+    progress_written: Instant,
     cancel: Arc<AtomicBool>,
     job: Job,
     _replace_guard: Option<ReplaceGuard>,
@@ -424,6 +429,7 @@ impl ImportRun {
             tripped: None,
             failed: None,
             started: Instant::now(),
+            progress_written: Instant::now(),
             cancel,
             job,
             _replace_guard: guard,
@@ -505,6 +511,22 @@ impl ImportRun {
             self.fail_import(e);
         }
         self.drain();
+        self.note_progress();
+    }
+
+    /// Writes the bytes, rows and points read so far into the job record, at most once
+    /// a second, so `GET /api/v1/import/jobs/{id}` shows a long import moving.
+    fn note_progress(&mut self) {
+        if self.params.dry_run || self.stopped() || self.progress_written.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        self.progress_written = Instant::now();
+        let mut job = self.job.clone();
+        job.updated_at = jobs::now();
+        job.progress = progress(&self.out.stats, self.job.progress.bytes_total);
+        if let Err(e) = jobs::put(&self.store, self.id, &job) {
+            tracing::warn!(import = %ids::format(self.id), %e, "storing the job's progress failed");
+        }
     }
 
     /// Fails the run with `status` (e.g. the body could not be read).
