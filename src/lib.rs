@@ -34,6 +34,7 @@ pub mod kafka;
 pub mod listener;
 pub mod maintenance;
 pub mod metrics;
+pub mod procstat;
 pub mod properties;
 pub mod query;
 pub mod server;
